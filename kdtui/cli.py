@@ -1,0 +1,219 @@
+"""The ``kdtui`` command line (Typer).
+
+Every command turns a :class:`~kdtui.errors.KdtuiError` into one clear paragraph on
+stderr and exit code 2, never a traceback. Heavy modules (torch) are imported inside the
+commands, so ``kdtui --help`` stays instant.
+
+Usage::
+
+    kdtui run presets/quickstart.yaml --headless --set train.epochs=2
+    kdtui run --resume 20261128-101500-quickstart
+    kdtui presets
+    kdtui runs ls
+    kdtui runs show 20261128-101500-quickstart
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from kdtui.errors import KdtuiError
+
+app = typer.Typer(
+    help="kdtui: knowledge distillation for image classifiers — train, compare and watch runs.",
+    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+)
+runs_app = typer.Typer(help="Browse past runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+RunsDirOption = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except KdtuiError as exc:
+        raise fail(str(exc)) from None
+
+
+class StopOnSignal:
+    """First Ctrl-C / SIGTERM asks the trainer to stop cleanly; a second Ctrl-C interrupts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def __enter__(self) -> "StopOnSignal":
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.event.set()
+        print("\nstopping: finishing the current step, keeping the last checkpoint…", file=sys.stderr)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+
+@app.command()
+def run(
+    preset: Optional[str] = typer.Argument(None, help="Preset file or name (see `kdtui presets`)."),
+    headless: bool = typer.Option(False, "--headless", help="Run in this shell with rich progress."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a preset value: KEY=VALUE, e.g. train.lr=0.05."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the preset name)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Resume a stopped or failed run (id or folder)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Train a run from a preset, or resume one. (The live dashboard comes with the app;
+    until then every run is headless.)"""
+    from kdtui.config import load_config
+    from kdtui.console import HeadlessConsole
+    from kdtui.engine import events as ev
+    from kdtui.presets import find_preset
+    from kdtui.store import RunStoreWriter, runs_root
+
+    with user_errors():
+        if (preset is None) == (resume is None):
+            raise KdtuiError("Give either a PRESET to start a run or --resume RUN to continue one, "
+                             "e.g. `kdtui run presets/quickstart.yaml --headless`.")
+        root = runs_root(runs_dir)
+        console = HeadlessConsole()
+        sinks_for = lambda run_dir: [RunStoreWriter(run_dir), console]  # noqa: E731
+        notify = lambda text: console.console.print(f"[bold cyan]{text}[/]")  # noqa: E731
+        with StopOnSignal() as stop:
+            from kdtui.engine.launch import resume_run, start_run
+
+            try:
+                if resume is not None:
+                    if overrides or name:
+                        raise KdtuiError("--resume continues a run with its own config; --set and "
+                                         "--name cannot be used with it.")
+                    _, ended = resume_run(resume, root, sinks_for=sinks_for, stop_event=stop.event,
+                                          notify=notify)
+                else:
+                    cfg = load_config(find_preset(preset), tuple(overrides))
+                    _, ended = start_run(cfg, root, name=name, sinks_for=sinks_for,
+                                         stop_event=stop.event, notify=notify,
+                                         overrides=tuple(overrides))
+            except KdtuiError:
+                if stop.event.is_set():
+                    raise typer.Exit(stop.exit_code) from None
+                raise
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            except Exception as exc:  # a bug, not a user mistake: keep the details in log.txt
+                raise fail(f"{type(exc).__name__}: {exc} (the traceback is in the run's log.txt)", 1) from None
+    if isinstance(ended, ev.RunStopped):
+        raise typer.Exit(stop.exit_code)
+    if isinstance(ended, ev.RunFailed):
+        raise typer.Exit(1)
+
+
+@app.command()
+def presets() -> None:
+    """List the presets that come with kdtui."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kdtui.presets import list_presets, presets_dir
+
+    table = Table(title=f"presets in {presets_dir()}", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for preset in list_presets():
+        table.add_row(preset.name, preset.description)
+    Console().print(table)
+
+
+def _acc(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+@runs_app.command("ls")
+def runs_ls(runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """List runs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kdtui.store import iter_runs, runs_root
+
+    root = runs_root(runs_dir)
+    table = Table(title=f"runs in {root}", title_justify="left")
+    table.add_column("run", no_wrap=True)  # ids are what users copy: never truncate them
+    for column in ("status", "student", "teacher", "epochs", "best %", "final %", "teacher %"):
+        table.add_column(column, justify="right" if "%" in column or column == "epochs" else "left")
+    for run_dir in iter_runs(root):
+        summary = run_dir.read_summary() or {}
+        config = run_dir.read_config() or {}
+        teacher = config.get("teacher") or {}
+        student = (config.get("student") or {}).get("arch", "?")
+        status = summary.get("status", "broken" if not config else "starting")
+        table.add_row(run_dir.id, status, student, teacher.get("arch") or "-",
+                      f"{summary.get('epochs_done', 0)}/{summary.get('epochs', '?')}",
+                      _acc(summary.get("best_test_acc")), _acc(summary.get("final_test_acc")),
+                      _acc(summary.get("teacher_test_acc")))
+    Console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or folder."),
+              runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Show one run: its summary, config and per-epoch metrics."""
+    import json
+
+    import yaml
+    from rich.console import Console
+    from rich.table import Table
+
+    from kdtui.store import resolve_run, runs_root
+
+    with user_errors():
+        run_dir = resolve_run(runs_root(runs_dir), run_ref)
+    console = Console(highlight=False)
+    console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
+    console.print(json.dumps(run_dir.read_summary() or {"status": "no summary yet"}, indent=2))
+    console.print(yaml.safe_dump(run_dir.read_config() or {}, sort_keys=False).rstrip())
+    epochs = run_dir.epochs()
+    if epochs:
+        terms = list(epochs[-1].get("loss", {}))
+        table = Table(title="epochs", title_justify="left")
+        for column in ["epoch", "lr", *terms, "train %", "test %", "img/s", "s"]:
+            table.add_column(column, justify="right")
+        for record in epochs:
+            loss = record.get("loss", {})
+            table.add_row(str(record.get("epoch")), f"{record.get('lr', 0):.4g}",
+                          *(f"{loss[t]:.4g}" if t in loss else "-" for t in terms),
+                          _acc(record.get("train_acc")), _acc(record.get("test_acc")),
+                          f"{record.get('img_per_s', 0):.0f}", f"{record.get('time_s', 0):.1f}")
+        console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

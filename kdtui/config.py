@@ -1,0 +1,245 @@
+"""The run configuration: presets (YAML) validated into typed sections.
+
+A preset is a YAML mapping with the sections below; everything has a default except the
+student architecture. ``load_config`` reads a preset, applies ``--set key=value``
+overrides, validates everything and returns a :class:`RunConfig` whose ``to_dict()`` is
+the complete resolved config written to the run's ``config.yaml`` (re-running that file
+reproduces the run).
+
+Usage::
+
+    cfg = load_config("presets/quickstart.yaml", overrides=["train.epochs=2"])
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdtui.errors import ConfigError
+from kdtui.schema import build, option, to_dict
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = option("shapes", help="dataset name (shapes, cifar10)")
+    root: str | None = option(
+        None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data")
+    download: bool = option(True, help="download the dataset into root when it is missing")
+    train_size: int = option(10000, help="number of generated training images (shapes)", gt=0)
+    test_size: int = option(2000, help="number of generated test images (shapes)", gt=0)
+    seed: int = option(0, help="seed of the generated dataset (shapes); fixed across runs", ge=0)
+    augment: bool = option(True, help="random crop (pad 4) + horizontal flip on training images")
+    num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0)
+
+
+@dataclass
+class StudentConfig:
+    arch: str = option(help="architecture of the trained network, e.g. wrn_16_1")
+
+
+@dataclass
+class TeacherConfig:
+    checkpoint: str = option(
+        "auto", help="'auto', a run id, or a checkpoint path (.pt) of the frozen teacher")
+    preset: str | None = option(
+        None, help="with checkpoint 'auto': the preset whose newest finished run is the teacher")
+    arch: str | None = option(
+        None, help="teacher architecture; needed with a checkpoint path, else taken from the run")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = option(200, help="number of training epochs", gt=0)
+    batch_size: int = option(128, help="training batch size", gt=0)
+    eval_batch_size: int = option(512, help="evaluation batch size", gt=0)
+    optimizer: str = option("sgd", help="optimiser (sgd, adam)")
+    lr: float = option(0.1, help="initial learning rate", gt=0, le=10)
+    momentum: float = option(0.9, help="SGD momentum", ge=0, lt=1)
+    nesterov: bool = option(False, help="Nesterov momentum (SGD)")
+    weight_decay: float = option(5e-4, help="L2 weight decay", ge=0, lt=1)
+    schedule: str = option("multistep", help="learning-rate schedule (multistep, cosine, constant)")
+    milestones: list[int] = option([], help="epochs after which the LR is multiplied by lr_decay (later ones are never reached)",
+                                   gt=0, increasing=True)
+    lr_decay: float = option(0.1, help="LR factor at each milestone (multistep)", gt=0, le=1)
+    seed: int = option(0, help="seed of initialisation, shuffling and augmentation", ge=0)
+    device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
+    amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)")
+    log_every: int = option(20, help="emit step metrics every N steps", gt=0)
+
+
+@dataclass
+class RunConfig:
+    student: StudentConfig
+    preset: str = option("custom", help="name of the preset this run came from")
+    description: str = option("", help="one line saying what the preset does")
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig | None = None
+    loss: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @property
+    def active_losses(self) -> dict[str, Any]:
+        return {name: opts for name, opts in self.loss.items() if opts.weight > 0}
+
+
+SECTIONS = {"preset", "description", "data", "student", "teacher", "loss", "train"}
+
+
+def read_yaml_mapping(path: Path, what: str = "preset") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name the file, line and column."""
+    if not path.exists():
+        raise ConfigError(f"The {what} file {path} does not exist. Check the path; "
+                          "`kdtui presets` lists the presets that come with kdtui.")
+    if path.is_dir():
+        raise ConfigError(f"The {what} path {path} is a folder; give a .yaml file inside it.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the {what} file {path}: {exc}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"The {what} file {path} is not valid YAML{where}: {problem}.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"The {what} file {path} must hold a mapping of sections "
+                          f"({', '.join(sorted(SECTIONS))}), not a {type(data).__name__}.")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (["a", "b"], value parsed as YAML, so [40, 80] is a list)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=10.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: cannot parse the value {raw!r}; write lists as "
+                          "[40,80] and strings plainly.") from None
+    return key.strip().split("."), value
+
+
+def apply_override(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is a value, "
+                              "not a section.")
+        node = child
+    node[keys[-1]] = value
+
+
+def default_preset_name(path: Path) -> str:
+    return path.stem
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+                data: dict[str, Any] | None = None) -> RunConfig:
+    """Load a preset file (or an already-read mapping), apply overrides, validate."""
+    raw: dict[str, Any]
+    if data is not None:
+        raw = dict(data)
+    elif path is not None:
+        raw = read_yaml_mapping(Path(path))
+        raw.setdefault("preset", default_preset_name(Path(path)))
+    else:
+        raw = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] not in SECTIONS:
+            raise ConfigError(_unknown_section_message(keys[0], via_set=True))
+        apply_override(raw, keys, value)
+    return validate(raw)
+
+
+def _unknown_section_message(key: str, via_set: bool = False) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), sorted(SECTIONS), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    prefix = "--set: " if via_set else ""
+    return f"{prefix}Unknown key {key!r}.{hint} Valid top-level keys: {', '.join(sorted(SECTIONS))}."
+
+
+def validate(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw mapping into a :class:`RunConfig`, including cross-field rules."""
+    from kdtui.data import DATASETS
+    from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
+    from kdtui.losses import LOSSES
+    from kdtui.models import MODELS
+
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(_unknown_section_message(key))
+    body = {k: v for k, v in raw.items() if k not in ("loss", "teacher")}
+    cfg = build(RunConfig, body, where="") if "student" in body else None
+    if cfg is None:
+        raise ConfigError("Missing section student: say which network to train, e.g. "
+                          "student: {arch: wrn_16_1}.")
+    if raw.get("teacher") is not None:
+        cfg.teacher = build(TeacherConfig, raw["teacher"], where="teacher")
+    cfg.loss = _build_losses(raw.get("loss"), LOSSES)
+
+    if cfg.student.arch not in MODELS:
+        raise ConfigError("student.arch: " + MODELS.unknown_message(cfg.student.arch))
+    if cfg.teacher is not None and cfg.teacher.arch is not None and cfg.teacher.arch not in MODELS:
+        raise ConfigError("teacher.arch: " + MODELS.unknown_message(cfg.teacher.arch))
+    if cfg.data.dataset not in DATASETS:
+        raise ConfigError("data.dataset: " + DATASETS.unknown_message(cfg.data.dataset))
+    if cfg.train.optimizer not in OPTIMIZERS:
+        raise ConfigError("train.optimizer: " + OPTIMIZERS.unknown_message(cfg.train.optimizer))
+    if cfg.train.schedule not in SCHEDULES:
+        raise ConfigError("train.schedule: " + SCHEDULES.unknown_message(cfg.train.schedule))
+    if not DEVICE_PATTERN.fullmatch(cfg.train.device):
+        raise ConfigError(f"train.device: got {cfg.train.device!r}, expected auto, cpu, cuda, "
+                          "cuda:N (e.g. cuda:1) or mps.")
+    if not cfg.active_losses:
+        raise ConfigError("loss: every loss weight is zero (or no loss is given), so nothing "
+                          "would be trained. Give at least one term a positive weight, e.g. "
+                          "loss: {ce: {weight: 1.0}}.")
+    needing = [name for name in cfg.active_losses if LOSSES.get(name).needs_teacher]
+    if needing and cfg.teacher is None:
+        raise ConfigError(f"loss: {', '.join(needing)} needs a teacher, but the preset has no "
+                          "teacher section. Add teacher: {checkpoint: auto, preset: NAME}, a run "
+                          "id or a checkpoint path, or set those weights to 0.")
+    if cfg.teacher is not None and cfg.teacher.checkpoint == "auto" and not cfg.teacher.preset:
+        raise ConfigError("teacher.preset: with teacher.checkpoint 'auto', name the preset that "
+                          "trains the teacher, e.g. teacher: {checkpoint: auto, preset: "
+                          "cifar10_teacher_wrn16_3}.")
+    return cfg
+
+
+def _build_losses(raw: Any, losses: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {"ce": {}}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"loss: got {raw!r}, expected a mapping of loss names to options, "
+                          "e.g. loss: {ce: {weight: 0.1}, kd: {weight: 0.9, temperature: 4}}.")
+    built = {}
+    for name, opts in raw.items():
+        if str(name) not in losses:
+            raise ConfigError("loss: " + losses.unknown_message(str(name)))
+        method = losses.get(str(name))
+        if isinstance(opts, (int, float)) and not isinstance(opts, bool):
+            opts = {"weight": opts}  # `kd: 0.9` is shorthand for `kd: {weight: 0.9}`
+        built[str(name)] = build(method.Options, opts, where=f"loss.{name}")
+    return built

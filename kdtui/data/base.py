@@ -1,0 +1,31 @@
+"""The data path as one replaceable piece.
+
+A dataset builder (registered in :data:`kdtui.data.DATASETS`) turns the ``data`` config
+section into a :class:`DataBundle`: the number of classes, the input size, and two
+methods that yield ``(images, labels)`` batches already on the requested device —
+training batches augmented and shuffled, evaluation batches in order. The engine only
+iterates them, so an in-memory on-device loader and a folder loader with worker
+processes are interchangeable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from torch import Tensor
+
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+@dataclass
+class DataBundle:
+    name: str
+    num_classes: int
+    image_size: int
+    train_size: int
+    test_size: int
+    # (batch_size, epoch, device) -> batches; epoch seeds the shuffle so resumed runs match.
+    train_batches: Callable[[int, int, "object"], Batches]
+    test_batches: Callable[[int, "object"], Batches]
+    class_names: list[str]

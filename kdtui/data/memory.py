@@ -1,0 +1,65 @@
+"""Batches from uint8 image tensors held in memory, augmented a whole batch at a time.
+
+Random crop with 4-pixel zero padding and horizontal flip are done with tensor indexing
+on the batch (on the training device), which on small images is far faster than
+per-image PIL transforms in worker processes. Shuffling and augmentation draw from a
+generator seeded by (seed, epoch), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+
+def normalise(images_u8: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    return (images_u8.float().div_(255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Pad by ``padding`` (zeros), crop back to the original size at a random offset per
+    image, and flip half of the images horizontally."""
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    flip = torch.rand(n, generator=generator).to(images.device) < 0.5
+    rows = dy[:, None] + torch.arange(h, device=images.device)[None, :]           # n × h
+    cols = torch.arange(w, device=images.device)[None, :].expand(n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]           # n × w
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    # Advanced indexing yields n × h × w × C; move channels back.
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class InMemoryLoader:
+    """Iterates a uint8 image tensor in batches, normalised, optionally augmented."""
+
+    def __init__(self, images: Tensor, labels: Tensor, mean: Tensor, std: Tensor,
+                 augment: bool, seed: int) -> None:
+        self.images, self.labels = images, labels
+        self.mean, self.std = mean, std
+        self.augment, self.seed = augment, seed
+
+    def train_batches(self, batch_size: int, epoch: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.labels), generator=generator)
+        # Drop the last incomplete batch (BatchNorm dislikes a batch of one), unless the
+        # whole set is smaller than one batch.
+        last_start = max(len(order) - batch_size, 0)
+        for start in range(0, last_start + 1, batch_size):
+            idx = order[start:start + batch_size]
+            images = normalise(self.images[idx].to(device, non_blocking=True),
+                               self.mean.to(device), self.std.to(device))
+            if self.augment:
+                images = random_crop_flip(images, generator)
+            yield images.contiguous(memory_format=torch.channels_last), self.labels[idx].to(device)
+
+    def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, len(self.labels), batch_size):
+            images = normalise(self.images[start:start + batch_size].to(device),
+                               self.mean.to(device), self.std.to(device))
+            yield (images.contiguous(memory_format=torch.channels_last),
+                   self.labels[start:start + batch_size].to(device))

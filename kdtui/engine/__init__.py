@@ -1,0 +1,1 @@
+"""The training engine: emits typed events (:mod:`kdtui.engine.events`) and knows no UI."""

@@ -1,0 +1,121 @@
+"""Starting and resuming runs: validate everything, then make the run folder, then train.
+
+Everything that can fail because of the user's input (config, dataset, teacher
+checkpoint, device) is checked before the run folder exists, so a mistake never leaves a
+half-made run behind.
+
+Usage::
+
+    run, ended = start_run(cfg, runs_root(), sinks_for=lambda run: [RunStoreWriter(run)])
+    run, ended = resume_run("20261128-101500-quickstart", runs_root(), sinks_for=...)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from kdtui.config import RunConfig, load_config
+from kdtui.engine import events as ev
+from kdtui.errors import KdtuiError
+from kdtui.store import RunDir, create_run, resolve_run
+
+SinksFor = Callable[[RunDir], list[ev.Sink]]
+Notify = Callable[[str], None]
+
+# Overrides that also apply to a teacher trained on the way: it must see the same data
+# (root, download) and run where the student runs.
+INHERITED_OVERRIDES = ("data.root", "data.download", "data.num_workers", "train.device", "train.amp")
+
+
+@dataclass
+class Prepared:
+    cfg: RunConfig
+    data: object
+    teacher: object | None
+    teacher_id: str | None
+
+
+def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
+            notify: Notify = print, sinks_for: SinksFor | None = None,
+            stop_event: threading.Event | None = None) -> Prepared:
+    """Build data and teacher (training the teacher first if 'auto' finds none)."""
+    from kdtui.data import build_data
+    from kdtui.engine.teacher import find_teacher, load_teacher
+    from kdtui.engine.trainer import resolve_device
+
+    resolve_device(cfg.train.device)
+    data = build_data(cfg.data, seed=cfg.train.seed)
+    teacher = teacher_id = None
+    if cfg.teacher is not None:
+        source = find_teacher(cfg.teacher, root)
+        if source is None:
+            source = train_teacher_first(cfg, root, overrides, notify, sinks_for, stop_event)
+        teacher = load_teacher(source, data.num_classes)
+        teacher_id = source.run_id
+        # Record the concrete teacher, so config.yaml reproduces this exact run.
+        cfg.teacher.arch = source.arch
+        cfg.teacher.checkpoint = source.run_id or str(source.checkpoint)
+    return Prepared(cfg, data, teacher, teacher_id)
+
+
+def train_teacher_first(cfg: RunConfig, root: Path, overrides: tuple[str, ...], notify: Notify,
+                        sinks_for: SinksFor | None, stop_event: threading.Event | None):
+    from kdtui.engine.teacher import teacher_from_run
+    from kdtui.presets import find_preset
+
+    assert cfg.teacher is not None and cfg.teacher.preset
+    preset_path = find_preset(cfg.teacher.preset)
+    inherited = tuple(o for o in overrides if o.split("=", 1)[0].strip() in INHERITED_OVERRIDES)
+    teacher_cfg = load_config(preset_path, inherited)
+    notify(f"No finished run of the teacher preset {cfg.teacher.preset!r} in {root}: "
+           f"training the teacher ({teacher_cfg.student.arch}) first.")
+    run, ended = start_run(teacher_cfg, root, sinks_for=sinks_for, stop_event=stop_event,
+                           notify=notify, overrides=inherited)
+    if not isinstance(ended, ev.RunFinished):
+        raise KdtuiError(f"The teacher run {run.id} ended {ended.status}, so the student was not "
+                         f"started. Resume the teacher with `kdtui run --resume {run.id}`, then "
+                         "start the student again.")
+    notify(f"Teacher run {run.id} finished (best test accuracy {ended.best_test_acc:.2f}%).")
+    return teacher_from_run(run)
+
+
+def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
+              sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None,
+              notify: Notify = print, overrides: tuple[str, ...] = ()) -> tuple[RunDir, ev.RunEnded]:
+    from kdtui.engine.trainer import Trainer
+    from kdtui.store import check_run_name
+
+    check_run_name(name or cfg.preset)
+    prepared = prepare(cfg, root, overrides, notify, sinks_for, stop_event)
+    if stop_event is not None and stop_event.is_set():
+        raise KdtuiError("Stopped before the run started.")
+    run = create_run(root, name or cfg.preset)
+    run.write_config(prepared.cfg.to_dict())
+    sinks = sinks_for(run) if sinks_for else []
+    trainer = Trainer(prepared.cfg, run, prepared.data, teacher=prepared.teacher,
+                      teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
+    return run, trainer.fit()
+
+
+def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
+               stop_event: threading.Event | None = None,
+               notify: Notify = print) -> tuple[RunDir, ev.RunEnded]:
+    from kdtui.engine.trainer import Trainer
+
+    run = resolve_run(root, ref)
+    raw = run.read_config()
+    if raw is None:
+        raise KdtuiError(f"Run {run.id} has no readable config.yaml, so it cannot be resumed.")
+    status = (run.read_summary() or {}).get("status")
+    if status == "finished":
+        raise KdtuiError(f"Run {run.id} already finished; nothing to resume. To train longer, start "
+                         f"a new run from its config: kdtui run {run.config_path} --set train.epochs=N.")
+    cfg = load_config(data=raw)
+    prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
+    sinks = sinks_for(run) if sinks_for else []
+    trainer = Trainer(prepared.cfg, run, prepared.data, teacher=prepared.teacher,
+                      teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
+    return run, trainer.fit(resume=True)

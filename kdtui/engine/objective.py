@@ -1,0 +1,38 @@
+"""The run's objective: Σ weight × method value, keeping every named term for the record.
+
+Usage::
+
+    objective = Objective(cfg.active_losses)
+    total, terms = objective(LossInputs(...))     # terms: {"CE": ..., "KD": ..., "A": ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from kdtui.losses import LOSSES
+from kdtui.losses.base import LossInputs
+
+
+class Objective(nn.Module):
+    def __init__(self, losses: dict[str, Any]) -> None:
+        super().__init__()
+        # A ModuleDict so learned loss modules (e.g. FitNet regressors) are trained,
+        # moved to the device and saved in checkpoints with everything else.
+        self.methods = nn.ModuleDict({name: LOSSES.get(name)(opts) for name, opts in losses.items()})
+        self.weights = {name: float(opts.weight) for name, opts in losses.items()}
+
+    def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        total = inputs.student_logits.new_zeros((), dtype=torch.float32)
+        terms: dict[str, Tensor] = {}
+        for name, method in self.methods.items():
+            method_terms = method(inputs)
+            clash = terms.keys() & method_terms.keys()
+            if clash:
+                raise ValueError(f"loss {name} reports terms {sorted(clash)} that another loss also reports")
+            terms.update(method_terms)
+            total = total + self.weights[name] * method.combine(method_terms).float()
+        return total, terms

@@ -1,0 +1,99 @@
+"""The frozen teacher, and where its weights come from.
+
+:class:`FrozenTeacher` holds the network in eval mode with gradients off, and runs it
+under ``torch.no_grad()``: ``.train()`` cannot switch it back and it is not a submodule
+of anything the optimiser sees, so it is frozen by construction, not by convention.
+
+``teacher.checkpoint`` is resolved by :func:`find_teacher`: a checkpoint path, a run id,
+or ``auto`` — the newest finished run of ``teacher.preset`` in the runs folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdtui.config import TeacherConfig
+from kdtui.errors import ConfigError, KdtuiError
+from kdtui.models.base import ModelOutput
+from kdtui.store import RUN_ID, RunDir, iter_runs, resolve_run
+
+
+class FrozenTeacher:
+    """A network that only ever runs in inference: eval mode, no autograd."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._model = model.eval().requires_grad_(False)
+
+    def to(self, *args: Any, **kwargs: Any) -> "FrozenTeacher":
+        self._model.to(*args, **kwargs)
+        return self
+
+    def parameters(self):  # for counting only; these never reach an optimiser
+        return self._model.parameters()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> ModelOutput:
+        return self._model(images)
+
+
+@dataclass
+class TeacherSource:
+    arch: str
+    checkpoint: Path
+    run_id: str | None
+
+
+def newest_finished_run(root: Path, preset: str) -> RunDir | None:
+    for run in iter_runs(root):  # newest first
+        summary = run.read_summary() or {}
+        config = run.read_config() or {}
+        if summary.get("status") == "finished" and config.get("preset") == preset \
+                and (run.checkpoints / "best.pt").exists():
+            return run
+    return None
+
+
+def teacher_from_run(run: RunDir) -> TeacherSource:
+    config = run.read_config() or {}
+    arch = (config.get("student") or {}).get("arch")
+    if not arch:
+        raise KdtuiError(f"Teacher run {run.id} has no readable config.yaml naming its architecture.")
+    status = (run.read_summary() or {}).get("status")
+    checkpoint = run.checkpoints / ("best.pt" if (run.checkpoints / "best.pt").exists() else "last.pt")
+    if status != "finished":
+        raise KdtuiError(f"Teacher run {run.id} is {status or 'incomplete'}, not finished; resume it "
+                         f"with `kdtui run --resume {run.id}` or choose another teacher.")
+    return TeacherSource(arch=arch, checkpoint=checkpoint, run_id=run.id)
+
+
+def find_teacher(cfg: TeacherConfig, root: Path) -> TeacherSource | None:
+    """Resolve the teacher; ``None`` means 'auto' found no finished run (train it first)."""
+    ref = cfg.checkpoint
+    if ref == "auto":
+        run = newest_finished_run(root, cfg.preset or "")
+        return teacher_from_run(run) if run else None
+    path = Path(ref).expanduser()
+    if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file():
+        if not cfg.arch:
+            raise ConfigError(f"teacher.arch: the teacher checkpoint {ref} is a file, so kdtui "
+                              "needs its architecture, e.g. teacher: {arch: wrn_16_3, checkpoint: ...}.")
+        return TeacherSource(arch=cfg.arch, checkpoint=path.absolute(), run_id=None)
+    if RUN_ID.fullmatch(ref) or path.is_dir():
+        return teacher_from_run(resolve_run(root, ref))
+    raise ConfigError(f"teacher.checkpoint: {ref!r} is neither 'auto', a run id "
+                      "(YYYYmmdd-HHMMSS-name) nor a checkpoint file (.pt/.pth).")
+
+
+def load_teacher(source: TeacherSource, num_classes: int) -> nn.Module:
+    from kdtui.engine.checkpoint import extract_state_dict, load_checkpoint, load_weights
+    from kdtui.models import build_model
+
+    model = build_model(source.arch, num_classes)
+    state = load_checkpoint(source.checkpoint)
+    load_weights(model, extract_state_dict(state, source.checkpoint), source.checkpoint, source.arch)
+    return model

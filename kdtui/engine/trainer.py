@@ -1,0 +1,261 @@
+"""Train a student (optionally distilled from a frozen teacher) and emit events.
+
+The trainer knows nothing about any UI: it calls each sink with typed events
+(:mod:`kdtui.engine.events`). After every epoch it first emits :class:`EpochEnd` (the
+store appends the epoch to metrics.jsonl), then writes ``last.pt``/``best.pt``
+atomically; a resume starts after the newest checkpoint and drops any metrics of later
+epochs, so each epoch is recorded exactly once whatever moment a run was killed.
+
+Usage::
+
+    trainer = Trainer(cfg, run, data, teacher=teacher_net, teacher_id=None, sinks=[writer])
+    ended = trainer.fit(resume=False)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdtui.config import RunConfig
+from kdtui.data.base import DataBundle
+from kdtui.engine import events as ev
+from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
+from kdtui.engine.objective import Objective
+from kdtui.engine.optim import build_optimizer, lr_at
+from kdtui.engine.teacher import FrozenTeacher
+from kdtui.errors import ConfigError, KdtuiError
+from kdtui.losses.base import LossInputs
+from kdtui.models import build_model, count_parameters
+from kdtui.store import RunDir
+
+CHECKPOINT_FORMAT = "kdtui-checkpoint-1"
+
+
+class DivergenceError(KdtuiError):
+    """A loss term became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device: {name} was asked for, but this machine has no usable "
+                              "CUDA GPU. Use --set train.device=auto (or cpu).")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device: {name} does not exist; this machine has "
+                              f"{torch.cuda.device_count()} GPU(s), cuda:0 … cuda:{torch.cuda.device_count() - 1}.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device: mps is not available here. Use --set train.device=auto.")
+    return device
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run: RunDir, data: DataBundle, *, teacher: nn.Module | None,
+                 teacher_id: str | None, sinks: list[ev.Sink],
+                 stop_event: threading.Event | None = None) -> None:
+        self.cfg, self.run, self.data = cfg, run, data
+        self.sinks = sinks
+        self.stop_event = stop_event or threading.Event()
+        self.device = resolve_device(cfg.train.device)
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.teacher_id = teacher_id
+
+        torch.manual_seed(cfg.train.seed)
+        self.student = build_model(cfg.student.arch, data.num_classes).to(
+            self.device, memory_format=torch.channels_last)
+        self.teacher = (FrozenTeacher(teacher).to(self.device, memory_format=torch.channels_last)
+                        if teacher is not None else None)
+        self.objective = Objective(cfg.active_losses).to(self.device)
+        self.optimizer = build_optimizer(
+            cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
+        self.steps_per_epoch = max(data.train_size // cfg.train.batch_size, 1)
+        self.epoch = 0
+        self.best_test_acc = -1.0
+        self.best_epoch = 0
+        self.last_test_acc: float | None = None
+        self.teacher_test_acc: float | None = None
+
+    # -- events -----------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        for sink in self.sinks:
+            sink(event)
+
+    def log(self, text: str, level: str = "info") -> None:
+        self.emit(ev.LogMessage(text=text, level=level))
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "arch": self.cfg.student.arch,
+            "num_classes": self.data.num_classes,
+            "model": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "objective": self.objective.state_dict(),
+            "best_test_acc": self.best_test_acc,
+            "best_epoch": self.best_epoch,
+            "last_test_acc": self.last_test_acc,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.student.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.objective.load_state_dict(state["objective"])
+        self.epoch = int(state["epoch"])
+        self.best_test_acc = float(state["best_test_acc"])
+        self.best_epoch = int(state["best_epoch"])
+        self.last_test_acc = state.get("last_test_acc")
+        torch.set_rng_state(state["rng_cpu"])
+        if state.get("rng_cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+    # -- evaluation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, forward: Any) -> float:
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        total = 0
+        for images, labels in self.data.test_batches(self.cfg.train.eval_batch_size, self.device):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                logits = forward(images).logits
+            correct += (logits.argmax(1) == labels).sum()
+            total += len(labels)
+        return 100.0 * correct.item() / max(total, 1)
+
+    def evaluate_student(self) -> float:
+        self.student.eval()
+        try:
+            return self.evaluate(self.student)
+        finally:
+            self.student.train()
+
+    # -- training -----------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> ev.RunEnded:
+        started = time.time()
+        summary = self.run.read_summary() or {}
+        if resume:
+            last = self.run.checkpoints / "last.pt"
+            if last.exists():
+                self.restore(last)
+            self.run.truncate_metrics(self.epoch)
+            self.teacher_test_acc = summary.get("teacher_test_acc")
+        try:
+            self.emit(ev.RunStarted(
+                run_id=self.run.id, run_dir=str(self.run.path), config=self.cfg.to_dict(),
+                device=str(self.device), epochs=self.cfg.train.epochs, start_epoch=self.epoch,
+                steps_per_epoch=self.steps_per_epoch,
+                student_params=count_parameters(self.student),
+                teacher_params=count_parameters(self.teacher) if self.teacher else None,
+                teacher_id=self.teacher_id,
+            ))
+            if self.teacher is not None and self.teacher_test_acc is None:
+                self.teacher_test_acc = self.evaluate(self.teacher)
+                self.emit(ev.TeacherEvaluated(test_acc=self.teacher_test_acc))
+            while self.epoch < self.cfg.train.epochs:
+                if not self.train_epoch(self.epoch + 1):
+                    return self.end(ev.RunStopped, started)
+            return self.end(ev.RunFinished, started)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self.end(ev.RunStopped, started)
+                raise
+            if not isinstance(exc, KdtuiError):
+                self.log(traceback.format_exc(), level="error")
+            self.end(ev.RunFailed, started, error=f"{type(exc).__name__}: {exc}"
+                     if not isinstance(exc, KdtuiError) else str(exc))
+            raise
+
+    def end(self, kind: type[ev.RunEnded], started: float, **extra: Any) -> ev.RunEnded:
+        event = kind(epochs_done=self.epoch,
+                     best_test_acc=self.best_test_acc if self.best_epoch else None,
+                     final_test_acc=self.last_test_acc, wall_time_s=time.time() - started, **extra)
+        self.emit(event)
+        return event
+
+    def train_epoch(self, epoch: int) -> bool:
+        """One epoch; False if a stop was requested (the epoch is abandoned, not saved)."""
+        cfg = self.cfg.train
+        lr = lr_at(cfg, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.student.train()
+        sums: dict[str, torch.Tensor] = {}
+        window: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        window_steps = 0
+        epoch_start = time.time()
+        step = 0
+        for step, (images, labels) in enumerate(
+                self.data.train_batches(cfg.batch_size, epoch, self.device), start=1):
+            if self.stop_event.is_set():
+                self.log(f"stop requested during epoch {epoch}; the run resumes after epoch {epoch - 1}")
+                return False
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                student_out = self.student(images)
+                teacher_out = self.teacher(images) if self.teacher is not None else None
+                total, terms = self.objective(LossInputs(
+                    student_logits=student_out.logits, student_features=student_out.features,
+                    labels=labels,
+                    teacher_logits=teacher_out.logits if teacher_out is not None else None,
+                    teacher_features=teacher_out.features if teacher_out is not None else None,
+                ))
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+
+            terms = {**{k: v.detach().float() for k, v in terms.items()}, "total": total.detach()}
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0) + value
+                window[name] = window.get(name, 0) + value
+            window_steps += 1
+            correct += (student_out.logits.detach().argmax(1) == labels).sum()
+            seen += len(labels)
+            if step % cfg.log_every == 0:
+                means = self.check_finite({k: (v / window_steps).item() for k, v in window.items()},
+                                          epoch, step)
+                self.emit(ev.StepMetrics(
+                    epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
+                    global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
+                    img_per_s=seen / max(time.time() - epoch_start, 1e-9)))
+                window, window_steps = {}, 0
+        train_time = time.time() - epoch_start
+        loss = self.check_finite({k: (v / max(step, 1)).item() for k, v in sums.items()}, epoch, step)
+        test_acc = self.evaluate_student()
+        self.epoch, self.last_test_acc = epoch, test_acc
+        is_best = test_acc > self.best_test_acc
+        if is_best:
+            self.best_test_acc, self.best_epoch = test_acc, epoch
+        self.emit(ev.EpochEnd(
+            epoch=epoch, epochs=cfg.epochs, lr=lr, loss=loss,
+            train_acc=100.0 * correct.item() / max(seen, 1), test_acc=test_acc,
+            best_test_acc=self.best_test_acc, best_epoch=self.best_epoch,
+            img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
+        ))
+        state = self.state()
+        save_checkpoint(self.run.checkpoints / "last.pt", state)
+        if is_best:
+            save_checkpoint(self.run.checkpoints / "best.pt", state)
+        return True
+
+    @staticmethod
+    def check_finite(values: dict[str, float], epoch: int, step: int) -> dict[str, float]:
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise DivergenceError(
+                    f"Loss term {name} became {value} at epoch {epoch}, step {step}; the run was "
+                    "stopped and the last good checkpoint kept. Lower train.lr or the loss weights.")
+        return values

@@ -1,0 +1,15 @@
+"""Loss methods, one file each, registered by name in :data:`LOSSES`.
+
+Usage::
+
+    from kdtui.losses import LOSSES
+    method = LOSSES.get("amd")(LOSSES.get("amd").Options(margin=1.35))
+    terms = method(inputs)          # {"A": ..., "P": ..., "N": ...}
+"""
+
+from kdtui.registry import Registry
+
+LOSSES = Registry("loss")
+
+# Importing the method modules fills the registry.
+from kdtui.losses import amd, ce, kd  # noqa: E402,F401

@@ -1,0 +1,226 @@
+"""The angular-margin distillation loss (AMD) of Jeon et al. 2023, per /work/shared/spec/amd-loss.md.
+
+For each student/teacher layer pair: attention map q = Σ_c F_c², positive map
+Qp = q / ‖q‖, negative map Qn = 1 − Qp, margin logits zp = s·cos(m·arccos Qp), zn = s·Qn,
+angular feature G = zp − logaddexp(zp, zn); the terms are MSEs between the row-normalised
+student and teacher maps: A (on G), P (on zp), N (on zn). Terms are averaged over pairs.
+AMD (g+l) mixes in the same terms on the four quadrants of Qp, global : local = 8 : 2.
+
+Usage::
+
+    terms = amd_terms(student_feats, teacher_feats, margin=1.35, scale=64.0, local=False)
+    method = LOSSES.get("amd")(AMDOptions(weight=5000.0, terms=["A", "P", "N"]))
+    terms = method(inputs)               # {"A": ..., "P": ..., "N": ...}
+    value = method.combine(terms)        # mean of the kept terms, times `weight` by the engine
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kdtui.errors import ConfigError
+from kdtui.losses import LOSSES
+from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.schema import option
+
+TERMS = ("A", "P", "N")
+NORM_EPS = 1e-6  # guards ‖·‖ of an all-zero map (spec: eps ≈ 1e-6)
+ACOS_EPS = 1e-7  # keeps arccos (and its gradient) finite at ±1 (spec: ε ≈ 1e-7)
+GLOBAL_WEIGHT, LOCAL_WEIGHT = 0.8, 0.2  # the paper's global : local = 8 : 2
+
+
+def _pool_pair(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
+    """Adaptive-average-pool the larger map down to the smaller one.
+
+    Each spatial dimension goes to the smaller of the two, which is "pool the larger map"
+    whenever one map is at least as large in both H and W, and still defined otherwise.
+    """
+    (hs, ws), (ht, wt) = fs.shape[-2:], ft.shape[-2:]
+    size = (min(hs, ht), min(ws, wt))
+    if (hs, ws) != size:
+        fs = F.adaptive_avg_pool2d(fs, size)
+    if (ht, wt) != size:
+        ft = F.adaptive_avg_pool2d(ft, size)
+    return fs, ft
+
+
+def _positive_map(feat: Tensor) -> Tensor:
+    """Qp = q / (‖q‖₂ + eps), q = Σ_c F_c² (d = 2), norm over each sample's H×W: B×1×H×W."""
+    q = feat.pow(2).sum(dim=1, keepdim=True)
+    # vector_norm's backward is defined (0) at an all-zero row; sqrt(sum(x²)) would give NaN.
+    norm = torch.linalg.vector_norm(q.flatten(1), dim=1).view(-1, 1, 1, 1)
+    return q / (norm + NORM_EPS)
+
+
+def _angular_maps(qp_map: Tensor, margin: float, scale: float) -> dict[str, Tensor]:
+    """Step 2: G, zp, zn (each B×(h·w)) from a positive map B×1×h×w, keyed by term name."""
+    qp = qp_map.flatten(1)
+    theta = torch.acos(qp.clamp(-1.0 + ACOS_EPS, 1.0 - ACOS_EPS))
+    zp = scale * torch.cos(margin * theta)
+    zn = scale * (1.0 - qp)
+    # G = zp − logaddexp(zp, zn), written as −logaddexp(0, zn − zp): the same value, but
+    # without cancelling two ≈64-sized numbers when zp ≫ zn (G ≈ −e^(zn−zp) would round to a
+    # multiple of float32's ulp at 64, which matters once a row of G is that small).
+    # logaddexp, not log(exp + exp): e^64 overflows half precision.
+    g = -torch.logaddexp(torch.zeros_like(zp), zn - zp)
+    return {"A": g, "P": zp, "N": zn}
+
+
+def _row_normalise(x: Tensor) -> Tensor:
+    return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + NORM_EPS)
+
+
+def _pair_terms(qs: Tensor, qt: Tensor, margin: float, scale: float) -> dict[str, Tensor]:
+    """Step 3 for one (sub)map: A, P, N as MSEs (mean over B × h·w) of row-normalised maps."""
+    student = _angular_maps(qs, margin, scale)
+    with torch.no_grad():
+        teacher = _angular_maps(qt, margin, scale)
+        teacher = {k: _row_normalise(v) for k, v in teacher.items()}
+    return {k: F.mse_loss(_row_normalise(student[k]), teacher[k]) for k in TERMS}
+
+
+def _quadrants(q: Tensor) -> list[Tensor]:
+    """Top-left, top-right, bottom-left, bottom-right; split at H//2, W//2.
+
+    On odd sizes the bottom/right quadrants get the extra row/column (7×7 → 3×3, 3×4,
+    4×3, 4×4), so every position belongs to exactly one quadrant.
+    """
+    h2, w2 = q.shape[-2] // 2, q.shape[-1] // 2
+    return [q[..., :h2, :w2], q[..., :h2, w2:], q[..., h2:, :w2], q[..., h2:, w2:]]
+
+
+def amd_terms(
+    student_feats: Sequence[Tensor],
+    teacher_feats: Sequence[Tensor],
+    margin: float = 1.35,
+    scale: float = 64.0,
+    local: bool = False,
+) -> dict[str, Tensor]:
+    """The A, P, N terms (float32 scalars), each averaged over the layer pairs.
+
+    ``student_feats[i]`` and ``teacher_feats[i]`` are B×C×H×W maps at matching depths;
+    channel counts may differ, spatial sizes are pooled to the smaller one. With
+    ``local=True`` each term is 0.8·global + 0.2·(mean over the four quadrants of the
+    globally normalised Qp). Gradient reaches the student features only.
+    """
+    student_feats, teacher_feats = list(student_feats), list(teacher_feats)
+    if len(student_feats) != len(teacher_feats):
+        raise ConfigError(
+            f"AMD pairs student and teacher feature maps layer by layer, but the student gives "
+            f"{len(student_feats)} maps and the teacher {len(teacher_feats)}: choose models "
+            f"(or feature layers) with the same number of stages."
+        )
+    if not student_feats:
+        raise ConfigError("AMD needs at least one student/teacher feature-map pair; got none.")
+
+    margin, scale = float(margin), float(scale)
+    totals = {k: student_feats[0].new_zeros((), dtype=torch.float32) for k in TERMS}
+    # float32 throughout, autocast off: s = 64 puts e^64 and 1 − 1e-7 out of reach of bf16/fp16.
+    with torch.autocast(device_type=student_feats[0].device.type, enabled=False):
+        for index, (fs, ft) in enumerate(zip(student_feats, teacher_feats)):
+            if fs.dim() != 4 or ft.dim() != 4:
+                raise ValueError(
+                    f"AMD pair {index}: expected B×C×H×W maps, got shapes "
+                    f"{tuple(fs.shape)} and {tuple(ft.shape)}"
+                )
+            if fs.shape[0] != ft.shape[0]:
+                raise ValueError(
+                    f"AMD pair {index}: batch sizes differ ({fs.shape[0]} vs {ft.shape[0]})"
+                )
+            fs = fs.float()
+            with torch.no_grad():
+                ft = ft.detach().float()
+            fs, ft = _pool_pair(fs, ft)
+            qs = _positive_map(fs)
+            with torch.no_grad():
+                qt = _positive_map(ft)
+
+            pair = _pair_terms(qs, qt, margin, scale)
+            if local:
+                h, w = qs.shape[-2:]
+                if h < 2 or w < 2:
+                    raise ConfigError(
+                        f"AMD local (g+l) splits each map into 2×2 quadrants, but layer pair "
+                        f"{index} is only {h}×{w}: turn `local` off or use larger feature maps."
+                    )
+                quads = [
+                    _pair_terms(q_s, q_t, margin, scale)
+                    for q_s, q_t in zip(_quadrants(qs), _quadrants(qt))
+                ]
+                pair = {
+                    k: GLOBAL_WEIGHT * pair[k]
+                    + LOCAL_WEIGHT * torch.stack([quad[k] for quad in quads]).mean()
+                    for k in TERMS
+                }
+            for k in TERMS:
+                totals[k] = totals[k] + pair[k]
+    return {k: v / len(student_feats) for k, v in totals.items()}
+
+
+@dataclass
+class AMDOptions:
+    weight: float = option(5000.0, help="weight γ of the angular-margin loss", ge=0)
+    margin: float = option(
+        1.35,
+        help="angular margin m in cos(m·θ) of the positive map (the paper sweeps 1–2)",
+        ge=1.0,
+        le=3.0,
+    )
+    scale: float = option(64.0, help="scale s of the positive and negative logits", gt=0)
+    local: bool = option(
+        False, help="AMD g+l: add the four-quadrant local term (global:local = 8:2)"
+    )
+    terms: list[str] = option(
+        ["A", "P", "N"],
+        help="which of A, P, N to keep (the paper's ablation)",
+        choices=TERMS,
+        nonempty=True,
+    )
+
+
+@LOSSES.register("amd")
+class AMDLoss(LossMethod):
+    Options = AMDOptions
+    needs_teacher = True
+
+    def __init__(self, options: AMDOptions) -> None:
+        super().__init__(options)
+        terms = list(options.terms)
+        # The schema checks choices/non-empty when built from YAML; repeat here for direct use.
+        if not terms:
+            raise ConfigError("amd.terms: must not be empty; keep at least one of A, P, N.")
+        unknown = [t for t in terms if t not in TERMS]
+        if unknown:
+            raise ConfigError(f"amd.terms: got {unknown!r}, expected only A, P, N.")
+        duplicates = sorted({t for t in terms if terms.count(t) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"amd.terms: {', '.join(duplicates)} listed more than once in {terms!r}; "
+                f"list each of A, P, N at most once."
+            )
+        # Canonical A, P, N order so run logs and plots are stable whatever the preset's order.
+        self.kept = tuple(t for t in TERMS if t in terms)
+
+    def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
+        if inputs.teacher_features is None:
+            raise ConfigError(
+                "Loss 'amd' needs a teacher, but the run has none: add a teacher or drop 'amd'."
+            )
+        opts = self.options
+        terms = amd_terms(
+            inputs.student_features,
+            inputs.teacher_features,
+            margin=opts.margin,
+            scale=opts.scale,
+            local=opts.local,
+        )
+        return {k: terms[k] for k in self.kept}
+
+    def combine(self, terms: dict[str, Tensor]) -> Tensor:
+        """Mean of the kept terms: (A + P + N) / 3 with all three, as the paper's L_AM."""
+        return torch.stack(list(terms.values())).mean()

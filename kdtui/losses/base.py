@@ -1,0 +1,59 @@
+"""The contract every loss method follows.
+
+A method is one small ``nn.Module`` in its own file, registered by name in
+:data:`kdtui.losses.LOSSES`. It receives the batch's :class:`LossInputs` and returns a
+dict of *named, unweighted* terms (``{"KD": ...}``, ``{"A": ..., "P": ..., "N": ...}``);
+those names are what the run store records and the dashboard plots. ``combine`` turns
+the terms into the single value the method's weight multiplies (a sum by default).
+
+Usage::
+
+    @LOSSES.register("kd")
+    class KDLoss(LossMethod):
+        Options = KDOptions            # dataclass of options; must have `weight`
+        needs_teacher = True
+
+        def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
+            return {"KD": kd_divergence(inputs.student_logits, inputs.teacher_logits, ...)}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class LossInputs:
+    """What one training step gives the loss methods.
+
+    ``teacher_*`` are ``None`` when the run has no teacher; they were computed without
+    autograd, so no gradient can reach the teacher.
+    """
+
+    student_logits: Tensor
+    student_features: list[Tensor]
+    labels: Tensor
+    teacher_logits: Tensor | None = None
+    teacher_features: list[Tensor] | None = None
+
+
+class LossMethod(nn.Module):
+    """Base class: subclasses set ``Options`` and ``needs_teacher`` and implement ``forward``."""
+
+    Options: ClassVar[type]
+    needs_teacher: ClassVar[bool] = True
+
+    def __init__(self, options: Any) -> None:
+        super().__init__()
+        self.options = options
+
+    def forward(self, inputs: LossInputs) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def combine(self, terms: dict[str, Tensor]) -> Tensor:
+        """The value this method's weight multiplies; by default the sum of its terms."""
+        return torch.stack(list(terms.values())).sum()

@@ -1,0 +1,26 @@
+"""Networks registered by name in :data:`MODELS`; each returns :class:`ModelOutput`.
+
+Usage::
+
+    from kdtui.models import build_model
+    net = build_model("wrn_16_1", num_classes=10)
+    logits, features = net(torch.randn(8, 3, 32, 32))
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from kdtui.models.base import ModelOutput, count_parameters
+from kdtui.registry import Registry
+
+MODELS = Registry("architecture")
+
+from kdtui.models import wrn  # noqa: E402,F401  (fills MODELS)
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    return MODELS.get(name)(num_classes=num_classes)
+
+
+__all__ = ["MODELS", "ModelOutput", "build_model", "count_parameters"]

@@ -1,0 +1,63 @@
+"""Finding the preset files that come with kdtui.
+
+Presets live in ``presets/`` at the top of the project (found relative to this package,
+never to the current directory) or in ``$KDTUI_PRESETS_DIR``. A preset is named by its
+file stem (``quickstart``) or given as a path.
+
+Usage::
+
+    for preset in list_presets(): print(preset.name, preset.description)
+    path = find_preset("cifar10_teacher_wrn16_3")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kdtui.errors import ConfigError
+
+
+def presets_dir() -> Path:
+    env = os.environ.get("KDTUI_PRESETS_DIR")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "presets"
+
+
+@dataclass
+class PresetInfo:
+    name: str
+    path: Path
+    description: str
+
+
+def list_presets() -> list[PresetInfo]:
+    folder = presets_dir()
+    found = []
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            description = str(data.get("description", "")) if isinstance(data, dict) else ""
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            description = "(unreadable preset file)"
+        found.append(PresetInfo(path.stem, path, description))
+    return found
+
+
+def find_preset(ref: str) -> Path:
+    """A preset file by path, or by name in the presets folder."""
+    path = Path(ref).expanduser()
+    if path.suffix in (".yaml", ".yml") or os.sep in ref or path.exists():
+        return path
+    candidate = presets_dir() / f"{ref}.yaml"
+    if candidate.exists():
+        return candidate
+    import difflib
+
+    names = [p.name for p in list_presets()]
+    close = difflib.get_close_matches(ref, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"No preset named {ref!r} in {presets_dir()}.{hint} `kdtui presets` lists "
+                      "them; a preset can also be given as a path to a .yaml file.")
