@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -214,6 +215,7 @@ class RunStoreWriter:
                 epochs_done=event.start_epoch, device=event.device,
                 student_params=event.student_params, teacher_params=event.teacher_params,
                 teacher_id=event.teacher_id, started_at=self.summary.get("started_at", event.time),
+                pid=os.getpid(), host=socket.gethostname(),
             )
             self.summary.pop("error", None)
             for key in ("best_test_acc", "final_test_acc", "teacher_test_acc"):

@@ -46,7 +46,13 @@ def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
     from kdtui.engine.teacher import find_teacher, load_teacher
     from kdtui.engine.trainer import resolve_device
 
+    import torch
+
+    from kdtui.models import build_model
+
     resolve_device(cfg.train.device)
+    with torch.device("meta"):  # catches an impossible architecture now, at no cost
+        build_model(cfg.student.arch, num_classes=10)
     data = build_data(cfg.data, seed=cfg.train.seed)
     teacher = teacher_id = None
     if cfg.teacher is not None:
@@ -100,6 +106,22 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     return run, trainer.fit()
 
 
+def process_alive(pid: object, host: object) -> bool:
+    """Whether the process that wrote a 'running' summary still exists on this machine."""
+    import os
+    import socket
+
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
                stop_event: threading.Event | None = None,
                notify: Notify = print) -> tuple[RunDir, ev.RunEnded]:
@@ -109,7 +131,11 @@ def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
     raw = run.read_config()
     if raw is None:
         raise KdtuiError(f"Run {run.id} has no readable config.yaml, so it cannot be resumed.")
-    status = (run.read_summary() or {}).get("status")
+    summary = run.read_summary() or {}
+    status = summary.get("status")
+    if status == "running" and process_alive(summary.get("pid"), summary.get("host")):
+        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
+                         "first (Ctrl-C or kill -TERM), then resume.")
     if status == "finished":
         raise KdtuiError(f"Run {run.id} already finished; nothing to resume. To train longer, start "
                          f"a new run from its config: kdtui run {run.config_path} --set train.epochs=N.")
