@@ -41,7 +41,7 @@ class HeadlessConsole:
         self.epochs = 0
         self.start_epoch = 0
         self.steps_per_epoch = 1
-        self.session_start = time.time()
+        self.process_start = time.time()
         self.last_acc = ""
 
     def __call__(self, event: ev.Event) -> None:
@@ -56,12 +56,12 @@ class HeadlessConsole:
         done = epochs_done - self.start_epoch
         if done <= 0:
             return "?"
-        return format_duration((time.time() - self.session_start) / done * (self.epochs - epochs_done))
+        return format_duration((time.time() - self.process_start) / done * (self.epochs - epochs_done))
 
     def on_start(self, event: ev.RunStarted) -> None:
         self.epochs, self.start_epoch = event.epochs, event.start_epoch
         self.steps_per_epoch = event.steps_per_epoch
-        self.session_start = event.time
+        self.process_start = event.time
         teacher = (f", teacher {event.config['teacher']['arch']} ({event.teacher_params:,} params)"
                    if event.teacher_params else "")
         resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
@@ -92,7 +92,7 @@ class HeadlessConsole:
     def eta_in_epoch(self, event: ev.StepMetrics) -> str:
         steps_left = (self.epochs - event.epoch) * self.steps_per_epoch + self.steps_per_epoch - event.step
         steps_done = (event.epoch - 1 - self.start_epoch) * self.steps_per_epoch + event.step
-        rate = steps_done / max(event.time - self.session_start, 1e-9)
+        rate = steps_done / max(event.time - self.process_start, 1e-9)
         return format_duration(steps_left / rate) if rate > 0 else "?"
 
     def on_epoch(self, event: ev.EpochEnd) -> None:

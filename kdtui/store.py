@@ -221,8 +221,8 @@ class RunStoreWriter:
             for key in ("best_test_acc", "final_test_acc", "teacher_test_acc"):
                 self.summary.setdefault(key, None)
             self.summary.setdefault("wall_time_s", 0.0)
-            self._session_start_wall = self.summary["wall_time_s"]
-            self._session_start = event.time
+            self._process_start_wall = self.summary["wall_time_s"]
+            self._process_start = event.time
             self._write_summary()
             self._log(f"run {event.run_id} started on {event.device}"
                       + (f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""))
@@ -255,7 +255,7 @@ class RunStoreWriter:
             self._log(f"run {event.status}" + (f": {event.error}" if isinstance(event, ev.RunFailed) else ""))
 
     def _wall(self, now: float) -> float:
-        return round(getattr(self, "_session_start_wall", 0.0) + now - getattr(self, "_session_start", now), 3)
+        return round(getattr(self, "_process_start_wall", 0.0) + now - getattr(self, "_process_start", now), 3)
 
     def _append(self, record: dict[str, Any]) -> None:
         with self.run.metrics_path.open("a", encoding="utf-8") as handle:

@@ -2,7 +2,7 @@
 
 Run: python -m pytest tests/test_losses.py -q
 
-The AMD reference below is a plain float64 numpy re-derivation of /work/shared/spec/amd-loss.md
+The AMD reference below is a plain float64 numpy re-derivation of the AMD definition (paper, arXiv 2302.14130)
 (it does not share code with kdtui.losses.amd); literal golden numbers were checked by hand.
 """
 

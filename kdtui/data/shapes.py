@@ -42,7 +42,7 @@ _SPLITS = {"train": 0, "test": 1, "val": 2}
 _RADIUS = (6.0, 11.0)        # object radius in pixels
 _CONTRAST = (0.2, 0.6)       # brightness difference between the object and the background
 _LIGHTER_P = 0.85            # chance the object is lighter than the background (else darker)
-_TINT = 0.3                  # random per-channel tint of the object colour
+_TINT = 0.3                  # random per-channel tint of the object colour (hue)
 _GRADIENT = 1.0              # how far the gradient's second colour may be from its first
 _BLOTCH = 0.15               # amplitude of low-frequency background blotches
 _UNDER_STROKES = (1, 4)      # distractor strokes drawn before the object (inclusive range)
@@ -205,7 +205,9 @@ def generate_shapes(n: int, seed: int, split: str = "train") -> tuple[torch.Tens
     gdir_c, gdir_s = _unit_rotation(rng, n)
     blotch = rng.uniform(-_BLOTCH, _BLOTCH, (n, 3, 4, 4))
     obj = 0.5 * (bg0 + bg1) + np.where(lighter, contrast, -contrast)
-    obj = np.clip(obj + rng.uniform(-_TINT, _TINT, (n, 3)), 0.0, 1.0)
+    # The tint has zero mean over the channels, so it shifts the hue, not the contrast.
+    tint = rng.uniform(-_TINT, _TINT, (n, 3))
+    obj = np.clip(obj + tint - tint.mean(1, keepdims=True), 0.0, 1.0)
     shade = rng.uniform(-0.12, 0.12, (n, 2))             # gentle shading across the object
     under = _strokes(rng, n, _UNDER_STROKES[1], centre, radius, obj, (1.0, 2.6))
     n_under = rng.integers(_UNDER_STROKES[0], _UNDER_STROKES[1] + 1, n)

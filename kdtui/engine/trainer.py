@@ -76,6 +76,9 @@ class Trainer:
         self.teacher = (FrozenTeacher(teacher).to(self.device, memory_format=torch.channels_last)
                         if teacher is not None else None)
         self.objective = Objective(cfg.active_losses).to(self.device)
+        # Skip the teacher's forward pass when no active loss uses it (e.g. CE only).
+        self.teacher_needed = self.teacher is not None and any(
+            method.needs_teacher for method in self.objective.methods.values())
         self.optimizer = build_optimizer(
             cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
         self.steps_per_epoch = max(data.train_size // cfg.train.batch_size, 1)
@@ -206,7 +209,7 @@ class Trainer:
                 return False
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 student_out = self.student(images)
-                teacher_out = self.teacher(images) if self.teacher is not None else None
+                teacher_out = self.teacher(images) if self.teacher_needed else None
                 total, terms = self.objective(LossInputs(
                     student_logits=student_out.logits, student_features=student_out.features,
                     labels=labels,

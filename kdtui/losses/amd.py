@@ -1,4 +1,8 @@
-"""The angular-margin distillation loss (AMD) of Jeon et al. 2023, per /work/shared/spec/amd-loss.md.
+"""The angular-margin distillation loss (AMD) of Jeon et al. 2023 (arXiv 2302.14130).
+
+Follows the paper; where it is silent (local quadrants are cut from the globally
+normalised map and not renormalised) it follows the authors' public code, without that
+code's g+l defects.
 
 For each student/teacher layer pair: attention map q = Σ_c F_c², positive map
 Qp = q / ‖q‖, negative map Qn = 1 − Qp, margin logits zp = s·cos(m·arccos Qp), zn = s·Qn,
