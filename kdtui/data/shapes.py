@@ -3,19 +3,21 @@
 Each image holds one object (a disk, ring, square, ...) at a random position, size,
 rotation and colour on a cluttered background: a smooth colour gradient with blotches,
 distractor strokes (some in the object's own colour, some drawn over it) and pixel noise.
-It needs no download and no files, is generated in memory in about a second for 10,000
-images, and has a clear foreground, so attention-based distillation has something to
-attend to.
+It needs no download and no files, and 10,000 images are generated in memory in about
+1.5 s (NumPy, one core). It has a clear foreground, so attention-based distillation has
+something to attend to.
 
 Usage::
 
     from kdtui.data.shapes import CLASS_NAMES, generate_shapes
     images, labels = generate_shapes(10_000, seed=0, split="train")  # uint8 Nx3x32x32, int64 N
 
-The output depends only on ``(n, seed, split)``. Pixel values come from the PCG64
-stream plus elementwise arithmetic and ``sqrt`` (both exactly rounded in IEEE
-float32/float64). No trigonometric or transcendental functions are used, because their
-last bit can differ between CPUs and libm builds, so other machines give the same bytes.
+The output depends only on ``(n, seed, split)`` (and the NumPy version's PCG64 streams, which
+NumPy keeps stable in practice but does not promise). Pixel values come from that stream plus
+elementwise arithmetic and ``sqrt``, which IEEE float32/float64 round exactly. Nothing uses
+trigonometric or other transcendental functions, whose last bit can differ between CPUs and
+libm builds, and nothing uses BLAS, whose summation order varies. So other machines give the
+same bytes.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ CLASS_NAMES: list[str] = [
 ]
 
 SIZE = 32
-_SS = 2                      # supersampling factor (the 2x2 pooling below assumes 2) for anti-aliased object edges
-_CHUNK = 1000                # images rendered at once: bounds memory (~100 MB peak)
+_SS = 2                      # object edges are supersampled 2x2 and averaged (anti-aliasing)
+_CHUNK = 1000                # images rendered at once: bounds the working memory (~80 MB)
 _SPLITS = {"train": 0, "test": 1, "val": 2}
 
-# --- Difficulty knobs. Tuned so wrn_16_1 (SGD lr 0.1 with cosine decay, batch 64, crop+flip,
-# 6,000 training images) reaches ~60-75 % test accuracy after 3 epochs and ~90 % after 6.
+# --- Difficulty knobs. Tuned so that wrn_16_1 (SGD lr 0.1, cosine decay over 6 epochs, batch 64,
+# crop+flip, 6,000 training images) reaches ~60-68 % test accuracy after epoch 3 and ~90 % after
+# epoch 6. Disk/hexagon and ellipse are the classes it confuses most. Two changes make it learn
+# much faster: objects that are usually lighter than the background (_LIGHTER_P), and larger
+# or higher-contrast objects. More strokes, or strokes of the object's colour, cap the final
+# accuracy.
 _RADIUS = (6.0, 11.0)        # object radius in pixels
 _CONTRAST = (0.2, 0.6)       # brightness difference between the object and the background
 _LIGHTER_P = 0.85            # chance the object is lighter than the background (else darker)
@@ -104,7 +110,8 @@ def _bilinear_weights(grid: int) -> np.ndarray:
 
 
 _W4 = _bilinear_weights(4)
-_NODES = np.array([-0.5, -0.5 + 1 / 3, 0.5 - 1 / 3, 0.5], np.float32)  # node positions in x/SIZE - 0.5
+# The grid nodes' positions, in the units of x / SIZE - 0.5.
+_NODES = np.array([-0.5, -0.5 + 1 / 3, 0.5 - 1 / 3, 0.5], np.float32)
 # Pixel-centre coordinates, in output-pixel units, at 1x and at the supersampled resolution.
 _C1 = (np.arange(SIZE, dtype=np.float32) + 0.5)
 _CSS = ((np.arange(SIZE * _SS, dtype=np.float32) + 0.5) / _SS)
@@ -126,7 +133,7 @@ def _unit_rotation(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
 
 
 def _uniform_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Zero-mean, unit-variance uniform noise in float32. No libm calls (see the module docstring)."""
+    """Zero-mean, unit-variance uniform noise in float32 (no libm calls: see the module doc)."""
     return (rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(math.sqrt(12.0))
 
 
@@ -207,7 +214,8 @@ def generate_shapes(n: int, seed: int, split: str = "train") -> tuple[torch.Tens
     obj = 0.5 * (bg0 + bg1) + np.where(lighter, contrast, -contrast)
     # The tint has zero mean over the channels, so it shifts the hue, not the contrast.
     tint = rng.uniform(-_TINT, _TINT, (n, 3))
-    obj = np.clip(obj + tint - tint.mean(1, keepdims=True), 0.0, 1.0)
+    tint_mean = (tint[:, 0:1] + tint[:, 1:2] + tint[:, 2:3]) / 3.0   # explicit order, no reduce
+    obj = np.clip(obj + tint - tint_mean, 0.0, 1.0)
     shade = rng.uniform(-0.12, 0.12, (n, 2))             # gentle shading across the object
     under = _strokes(rng, n, _UNDER_STROKES[1], centre, radius, obj, (1.0, 2.6))
     n_under = rng.integers(_UNDER_STROKES[0], _UNDER_STROKES[1] + 1, n)
@@ -232,7 +240,8 @@ def generate_shapes(n: int, seed: int, split: str = "train") -> tuple[torch.Tens
         grid = bg0[sl, :, None, None] + (bg1 - bg0)[sl, :, None, None] * (
             (_NODES[None, None, :] * gdir_c[sl, None, None]
              + _NODES[None, :, None] * gdir_s[sl, None, None])[:, None] + 0.5) + blotch[sl]
-        rows = sum(grid[:, :, i, None, :] * _W4[None, None, :, i, None] for i in range(4))  # (b,3,32,4)
+        # rows: (b, 3, 32, 4), then img: (b, 3, 32, 32).
+        rows = sum(grid[:, :, i, None, :] * _W4[None, None, :, i, None] for i in range(4))
         img = sum(rows[..., j, None] * _W4[None, None, None, :, j] for j in range(4))
         np.clip(img, 0.0, 1.0, out=img)
 
