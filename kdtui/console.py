@@ -43,6 +43,7 @@ class HeadlessConsole:
         self.steps_per_epoch = 1
         self.process_start = time.time()
         self.last_acc = ""
+        self.teacher_acc: float | None = None
 
     def __call__(self, event: ev.Event) -> None:
         handler = getattr(self, f"on_{event.kind}", None)
@@ -80,6 +81,7 @@ class HeadlessConsole:
                 epochs=event.epochs, info="")
 
     def on_teacher(self, event: ev.TeacherEvaluated) -> None:
+        self.teacher_acc = event.test_acc
         self.print(f"  teacher test accuracy {event.test_acc:.2f}%")
 
     def on_step(self, event: ev.StepMetrics) -> None:
@@ -117,9 +119,11 @@ class HeadlessConsole:
         best = f"{event.best_test_acc:.2f}%" if event.best_test_acc is not None else "-"
         final = f"{event.final_test_acc:.2f}%" if event.final_test_acc is not None else "-"
         error = f": {event.error}" if isinstance(event, ev.RunFailed) else ""
+        teacher = f" (teacher {self.teacher_acc:.2f}%)" if self.teacher_acc is not None else ""
         self.console.print(
             f"[{style}]run {event.status}[/] after {event.epochs_done} epoch(s) in "
-            f"{format_duration(event.wall_time_s)}: best test accuracy {best}, final {final}{error}")
+            f"{format_duration(event.wall_time_s)}: best test accuracy {best}, final {final}"
+            f"{teacher}{error}")
 
     def on_finished(self, event: ev.RunFinished) -> None:
         self._end(event, "bold green")
