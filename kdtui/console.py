@@ -61,6 +61,7 @@ class HeadlessConsole:
 
     def on_start(self, event: ev.RunStarted) -> None:
         self.epochs, self.start_epoch = event.epochs, event.start_epoch
+        self.teacher_acc = None
         self.steps_per_epoch = event.steps_per_epoch
         self.process_start = event.time
         teacher = (f", teacher {event.config['teacher']['arch']} ({event.teacher_params:,} params)"
