@@ -47,8 +47,17 @@ class HeadlessConsole:
 
     def __call__(self, event: ev.Event) -> None:
         handler = getattr(self, f"on_{event.kind}", None)
-        if handler:
+        if handler is None:
+            return
+        try:
             handler(event)
+        except Exception as exc:  # a display problem must never stop training
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+            self.live = False
+            self.console.print(f"[yellow]progress display failed ({type(exc).__name__}: {exc}); "
+                               "continuing with plain lines[/]")
 
     def print(self, text: str) -> None:
         (self.progress.console if self.progress else self.console).print(text)
@@ -107,7 +116,9 @@ class HeadlessConsole:
             f"@{event.best_epoch}) | {event.img_per_s:.0f} img/s | {event.time_s:.1f}s | "
             f"ETA {self.eta(event.epoch)}")
         if self.progress is not None:
-            self.progress.reset(self.task, total=self.steps_per_epoch, epoch=min(event.epoch + 1, self.epochs))
+            # reset() replaces the task's fields, so pass all of them again.
+            self.progress.reset(self.task, total=self.steps_per_epoch,
+                                epoch=min(event.epoch + 1, self.epochs), epochs=self.epochs, info="")
 
     def on_log(self, event: ev.LogMessage) -> None:
         if event.level != "info" and "\n" not in event.text:

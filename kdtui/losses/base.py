@@ -54,6 +54,18 @@ class LossMethod(nn.Module):
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def setup(
+        self, student_features: list[Tensor], teacher_features: list[Tensor] | None
+    ) -> None:
+        """Optional: build learned parts whose shapes depend on the networks' feature maps.
+
+        The engine calls it once per run, with the feature maps of one dry forward pass
+        (no autograd), after the objective is on its device and *before* the optimiser is
+        built and a checkpoint is restored, so that what it creates is trained and saved.
+        Must be idempotent for the same shapes. Most methods need nothing: the default
+        does nothing.
+        """
+
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """The value this method's weight multiplies; by default the sum of its terms."""
         return torch.stack(list(terms.values())).sum()
