@@ -148,6 +148,61 @@ def presets() -> None:
     Console().print(table)
 
 
+@app.command()
+def models(
+    classes: int = typer.Option(10, "--classes", min=1, help="Classes of the classifier head (changes the counts)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Compare this teacher with --student."),
+    student: Optional[str] = typer.Option(None, "--student", help="Compare this student with --teacher."),
+    size: int = typer.Option(32, "--size", min=16, help="Input height and width for the feature-map shapes."),
+) -> None:
+    """List the architectures: parameters and the feature maps AMD/AT pair up; or compare a
+    teacher with a student (counts, compression ratio)."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from kdtui.models import MODELS, build_model, count_parameters
+
+    def describe(name: str) -> tuple[int, list[tuple[int, ...]]]:
+        # On the meta device nothing is allocated or computed: counting and shapes are instant.
+        with torch.device("meta"):
+            net = build_model(name, classes).eval()
+            out = net(torch.empty(1, 3, size, size))
+        return count_parameters(net), [tuple(f.shape[1:]) for f in out.features]
+
+    def shapes(feats: list[tuple[int, ...]]) -> str:
+        return "  ".join("×".join(map(str, shape)) for shape in feats)
+
+    console = Console(highlight=False)
+    table = Table(title=f"{classes} classes; feature maps (C×H×W) for {size}×{size} inputs",
+                  title_justify="left")
+    with user_errors():
+        if (teacher is None) != (student is None):
+            raise KdtuiError("Give both --teacher and --student to compare a pair, "
+                             "e.g. `kdtui models --teacher wrn_16_8 --student vgg8`.")
+        if teacher is not None and student is not None:
+            (t_params, t_feats), (s_params, s_feats) = describe(teacher), describe(student)
+            for column in ("role", "name", "params", "maps", "shapes"):
+                table.add_column(column, justify="right" if column in ("params", "maps") else "left",
+                                 no_wrap=column != "shapes")
+            table.add_row("teacher", teacher, f"{t_params:,}", str(len(t_feats)), shapes(t_feats))
+            table.add_row("student", student, f"{s_params:,}", str(len(s_feats)), shapes(s_feats))
+            console.print(table)
+            console.print(f"compression: {t_params / s_params:.2f}× (teacher params / student params)")
+            if len(t_feats) != len(s_feats):
+                console.print(f"[yellow]note:[/] AMD and AT pair feature maps layer by layer; the "
+                              f"teacher gives {len(t_feats)} and the student {len(s_feats)}.")
+            return
+        for column in ("name", "params", "maps", "shapes"):
+            table.add_column(column, justify="right" if column in ("params", "maps") else "left",
+                             no_wrap=column != "shapes")
+        for name in MODELS.names():
+            params, feats = describe(name)
+            table.add_row(name, f"{params:,}", str(len(feats)), shapes(feats))
+    console.print(table)
+    console.print("WRN: any name matching " + ", ".join(MODELS.family_patterns()) + " (depth 6n+4).")
+
+
 def _acc(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
 

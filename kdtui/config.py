@@ -73,6 +73,11 @@ class TrainConfig:
     device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
     amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)")
     log_every: int = option(20, help="emit step metrics every N steps", gt=0)
+    nan_policy: str = option("stop", help="on a NaN/Inf loss: stop (fail the run, keep the last "
+                             "good checkpoint) or skip (drop that step's update)",
+                             choices=("stop", "skip"))
+    nan_skip_limit: int = option(10, help="with nan_policy skip: fail after this many skipped steps "
+                                 "in one epoch", gt=0)
 
 
 @dataclass

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -171,14 +172,23 @@ class Trainer:
                 if not self.train_epoch(self.epoch + 1):
                     return self.end(ev.RunStopped, started)
             return self.end(ev.RunFinished, started)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                self.end(ev.RunStopped, started)
-                raise
-            if not isinstance(exc, KdtuiError):
+        except KeyboardInterrupt:
+            self.end(ev.RunStopped, started)
+            raise
+        except KdtuiError as exc:
+            self.end(ev.RunFailed, started, error=str(exc))
+            raise
+        except OSError as exc:  # disk full, folder removed or made read-only mid-run
+            message = (f"Could not write to the run folder {self.run.path}: "
+                       f"{exc.strerror or exc}. Free space (or fix permissions), then continue "
+                       f"with `kdtui run --resume {self.run.id}`; the last complete checkpoint is kept.")
+            with contextlib.suppress(OSError):
+                self.end(ev.RunFailed, started, error=message)
+            raise KdtuiError(message) from None
+        except Exception as exc:
+            with contextlib.suppress(OSError):
                 self.log(traceback.format_exc(), level="error")
-            self.end(ev.RunFailed, started, error=f"{type(exc).__name__}: {exc}"
-                     if not isinstance(exc, KdtuiError) else str(exc))
+            self.end(ev.RunFailed, started, error=f"{type(exc).__name__}: {exc}")
             raise
 
     def end(self, kind: type[ev.RunEnded], started: float, **extra: Any) -> ev.RunEnded:
@@ -200,6 +210,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         window_steps = 0
+        skipped = 0
         epoch_start = time.time()
         step = 0
         for step, (images, labels) in enumerate(
@@ -216,6 +227,18 @@ class Trainer:
                     teacher_logits=teacher_out.logits if teacher_out is not None else None,
                     teacher_features=teacher_out.features if teacher_out is not None else None,
                 ))
+            if cfg.nan_policy == "skip" and not torch.isfinite(total):
+                # One host sync per step, paid only by runs that ask to skip bad steps.
+                skipped += 1
+                bad = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
+                self.log(f"skipped step {step} of epoch {epoch}: loss term {bad} is not finite "
+                         f"({skipped}/{cfg.nan_skip_limit} this epoch)", level="warning")
+                if skipped >= cfg.nan_skip_limit:
+                    raise DivergenceError(
+                        f"Loss term {bad} was NaN/Inf in {skipped} steps of epoch {epoch} (last at "
+                        f"step {step}), reaching train.nan_skip_limit; the last good checkpoint "
+                        "is kept. Lower train.lr or the loss weights.")
+                continue
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -227,16 +250,18 @@ class Trainer:
             window_steps += 1
             correct += (student_out.logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
-            if step % cfg.log_every == 0:
-                means = self.check_finite({k: (v / window_steps).item() for k, v in window.items()},
-                                          epoch, step)
+            if step % cfg.log_every == 0 and window_steps:
+                means = self.check_finite(
+                    {k: (v / max(window_steps, 1)).item() for k, v in window.items()}, epoch, step)
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
                     img_per_s=seen / max(time.time() - epoch_start, 1e-9)))
                 window, window_steps = {}, 0
         train_time = time.time() - epoch_start
-        loss = self.check_finite({k: (v / max(step, 1)).item() for k, v in sums.items()}, epoch, step)
+        done = max(step - skipped, 1)
+        loss = self.check_finite({k: (v / done).item() for k, v in sums.items()}, epoch, step)
+        self.check_weights(epoch)
         test_acc = self.evaluate_student()
         self.epoch, self.last_test_acc = epoch, test_acc
         is_best = test_acc > self.best_test_acc
@@ -253,6 +278,13 @@ class Trainer:
         if is_best:
             save_checkpoint(self.run.checkpoints / "best.pt", state)
         return True
+
+    def check_weights(self, epoch: int) -> None:
+        for name, param in self.student.named_parameters():
+            if not torch.isfinite(param).all():
+                raise DivergenceError(
+                    f"Student weight {name} holds NaN/Inf after epoch {epoch}; the run was stopped "
+                    "and the last good checkpoint kept. Lower train.lr or the loss weights.")
 
     @staticmethod
     def check_finite(values: dict[str, float], epoch: int, step: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ from kdtui.registry import Registry
 MODELS = Registry("architecture")
 
 from kdtui.models import wrn  # noqa: E402,F401  (fills MODELS)
+from kdtui.models import resnet_cifar, vgg, mobilenetv2, shufflenet, resnet_imagenet  # noqa: E402,F401
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:

@@ -1,0 +1,91 @@
+"""Probabilistic Knowledge Transfer (Passalis & Tefas, ECCV 2018, arXiv 1803.10837).
+
+On B×D embeddings (D may differ between student and teacher): rows are L2-normalised
+(x / (‖x‖ + eps)), the cosine-similarity kernel K = (x xᵀ + 1) / 2 is turned into
+conditional probabilities by normalising each row, and the term PKT is
+mean over all B×B entries of p_t · log((p_t + eps) / (p_s + eps)), eps = 1e-7. This is the
+authors' code as copied into RepDistiller's ``PKT.cosine_similarity_loss``; weight 30000
+is RepDistiller's β for PKT.
+
+Embedding: RepDistiller uses the network's penultimate vector (after the final BN-ReLU and
+global pooling). kdtui's models expose only the stage feature maps, so the embedding here
+is the last feature map globally average-pooled (B×C×H×W → B×C), without the final
+BN-ReLU; a 2-D last feature is used as it is.
+
+Usage::
+
+    value = pkt_loss(student_embedding, teacher_embedding)
+    method = LOSSES.get("pkt")(PKTOptions(weight=30000.0))
+    terms = method(inputs)          # {"PKT": tensor}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kdtui.errors import ConfigError
+from kdtui.losses import LOSSES
+from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.schema import option
+
+EPS = 1e-7  # the authors' eps, in both the normalisation and the log ratio
+
+
+def pooled_embedding(name: str, inputs: LossInputs) -> tuple[Tensor, Tensor]:
+    """The last student/teacher feature maps, globally average-pooled to B×C, in float32.
+
+    Call with autocast off. The teacher's embedding is detached.
+    """
+    if inputs.teacher_features is None:
+        raise ConfigError(
+            f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'."
+        )
+    if not inputs.student_features or not inputs.teacher_features:
+        raise ConfigError(f"{name} needs the networks' feature maps; got an empty list.")
+    fs, ft = inputs.student_features[-1], inputs.teacher_features[-1]
+    if fs.shape[0] != ft.shape[0]:
+        raise ValueError(f"{name}: batch sizes differ ({fs.shape[0]} vs {ft.shape[0]})")
+
+    def embed(f: Tensor) -> Tensor:
+        f = f.float()
+        return f.mean(dim=(2, 3)) if f.dim() == 4 else f.flatten(1)
+
+    with torch.no_grad():
+        et = embed(ft.detach())
+    return embed(fs), et
+
+
+def _conditional_probabilities(x: Tensor) -> Tensor:
+    # vector_norm (not sqrt(sum x²)) so an all-zero row has a finite (zero) gradient.
+    x = x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + EPS)
+    x = torch.nan_to_num(x, nan=0.0)  # the authors zero NaNs (x != x) here
+    k = (x @ x.t() + 1.0) / 2.0  # cosine similarity scaled to 0..1
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def pkt_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """PKT on B×D embeddings, float32 with autocast off; gradient to the student only."""
+    with torch.autocast(device_type=student.device.type, enabled=False):
+        with torch.no_grad():
+            p_t = _conditional_probabilities(teacher.detach().float())
+        p_s = _conditional_probabilities(student.float())
+        return (p_t * torch.log((p_t + EPS) / (p_s + EPS))).mean()
+
+
+@dataclass
+class PKTOptions:
+    weight: float = option(30000.0, help="weight of probabilistic knowledge transfer", ge=0)
+
+
+@LOSSES.register("pkt")
+class PKTLoss(LossMethod):
+    Options = PKTOptions
+    needs_teacher = True
+
+    def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
+        with torch.autocast(device_type=inputs.student_logits.device.type, enabled=False):
+            es, et = pooled_embedding("pkt", inputs)
+            return {"PKT": pkt_loss(es, et)}

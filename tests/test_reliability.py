@@ -1,0 +1,227 @@
+"""Fault injection: signals, kill -9, NaNs, a full disk, concurrent and broken run folders."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdtui.config import load_config
+from kdtui.engine import events as ev
+from kdtui.engine.launch import resume_run, start_run
+from kdtui.errors import KdtuiError
+from kdtui.losses.ce import CELoss
+from kdtui.store import RunStoreWriter, create_run, iter_runs, read_jsonl, runs_root
+
+from test_run import kdtui
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kdtui", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def only_run() -> "RunDir":  # noqa: F821
+    (run,) = list(iter_runs(runs_root()))
+    return run
+
+
+def has_record(kind: str, epoch: int = 1):
+    def check() -> bool:
+        runs = list(iter_runs(runs_root()))
+        return bool(runs) and any(r.get("event") == kind and r.get("epoch", 0) >= epoch
+                                  for r in runs[0].read_metrics())
+    return check
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_cleanly_and_resume_finishes(tiny_presets, sig, code):
+    proc = start_cli("run", "tiny_teacher", "--headless", "--set", "train.epochs=6")
+    wait_for(has_record("epoch", 1))
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == code, output
+    run = only_run()
+    summary = run.read_summary()
+    assert summary["status"] == "stopped" and summary["epochs_done"] >= 1
+    assert (run.checkpoints / "last.pt").exists()
+
+    result = kdtui("run", "--resume", run.id)
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in run.epochs()] == list(range(1, 7))
+    assert run.read_summary()["status"] == "finished"
+
+
+def test_kill_9_mid_run_then_resume_matches_uninterrupted_run(tiny_presets):
+    straight, _ = start_run(load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=4"]),
+                            runs_root(), name="straight", notify=lambda _: None,
+                            sinks_for=lambda r: [RunStoreWriter(r)])
+    proc = start_cli("run", "tiny_teacher", "--headless", "--name", "killed", "--set", "train.epochs=4")
+    killed = lambda: next(r for r in iter_runs(runs_root()) if r.id.endswith("-killed"))  # noqa: E731
+    wait_for(lambda: any(r.id.endswith("-killed") for r in iter_runs(runs_root()))
+             and any(rec.get("event") == "step" and rec["epoch"] == 2 for rec in killed().read_metrics()))
+    proc.kill()
+    proc.wait(timeout=30)
+    run = killed()
+    assert run.read_summary()["status"] == "running"  # what a kill -9 leaves behind
+
+    result = kdtui("run", "--resume", run.id)
+    assert result.exit_code == 0, result.output
+    resumed, reference = run.epochs(), straight.epochs()
+    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(resumed, reference):
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-6)
+        assert a["loss"]["total"] == pytest.approx(b["loss"]["total"], rel=1e-4)
+    assert run.read_summary()["final_test_acc"] == pytest.approx(straight.read_summary()["final_test_acc"])
+
+
+def nan_after(monkeypatch, calls: int, times: int = 10**9) -> None:
+    """Make the CE term NaN from its ``calls``-th call on, ``times`` times."""
+    original = CELoss.forward
+    counter = {"n": 0}
+
+    def forward(self, inputs):
+        counter["n"] += 1
+        terms = original(self, inputs)
+        if calls <= counter["n"] < calls + times:
+            terms["CE"] = terms["CE"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(CELoss, "forward", forward)
+
+
+def test_nan_stops_the_run_naming_term_epoch_and_step(tiny_presets, monkeypatch):
+    # 6 steps per epoch (192 images, batch 32): the 9th call is epoch 2, step 3.
+    nan_after(monkeypatch, calls=9)
+    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.log_every=1")
+    assert result.exit_code == 2
+    assert "Loss term CE became nan at epoch 2, step 3" in result.output
+    run = only_run()
+    summary = run.read_summary()
+    assert summary["status"] == "failed" and "CE" in summary["error"]
+    state = torch.load(run.checkpoints / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_nan_skip_policy_drops_bad_steps_up_to_a_limit(tiny_presets, monkeypatch):
+    nan_after(monkeypatch, calls=3, times=2)
+    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.nan_policy=skip")
+    assert result.exit_code == 0, result.output
+    run = only_run()
+    assert run.read_summary()["status"] == "finished"
+    assert "skipped step 3 of epoch 1: loss term CE" in run.log_path.read_text()
+
+    nan_after(monkeypatch, calls=1)
+    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.nan_policy=skip",
+                   "--set", "train.nan_skip_limit=3", "--name", "limited")
+    assert result.exit_code == 2 and "reaching train.nan_skip_limit" in result.output
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tiny_presets, monkeypatch):
+    import kdtui.engine.trainer as trainer
+
+    real_save = trainer.save_checkpoint
+    saves = {"n": 0}
+
+    def full_disk(path, state):
+        saves["n"] += 1
+        if saves["n"] > 2:  # epoch 1 writes last.pt and best.pt; epoch 2's write fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, state)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", full_disk)
+    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.epochs=3")
+    assert result.exit_code == 2
+    assert "No space left on device" in result.output and "--resume" in result.output
+    run = only_run()
+    assert run.read_summary()["status"] == "failed"
+    assert torch.load(run.checkpoints / "last.pt", weights_only=True)["epoch"] == 1
+    assert not [p for p in run.checkpoints.iterdir() if p.name.endswith(".tmp")]
+
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    assert kdtui("run", "--resume", run.id).exit_code == 0
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]
+
+
+def test_runs_started_in_the_same_second_get_distinct_folders(tmp_path):
+    runs = [create_run(tmp_path, "same") for _ in range(3)]
+    assert len({run.path for run in runs}) == 3
+
+
+def test_concurrent_runs_from_two_threads(tmp_path):
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(create_run(tmp_path, "x"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({run.path for run in made}) == 8
+
+
+def test_readers_tolerate_partial_and_broken_run_folders(tmp_path):
+    root = runs_root()
+    good = create_run(root, "good")
+    good.write_config({"student": {"arch": "wrn_16_1"}})
+    good.metrics_path.write_text('{"event": "epoch", "epoch": 1}\n{"event": "ep')
+    empty = create_run(root, "empty")  # a folder created but nothing written yet
+    broken = create_run(root, "broken")
+    broken.config_path.write_text(": : not yaml [")
+    broken.summary_path.write_text("{truncated")
+    assert read_jsonl(good.metrics_path) == [{"event": "epoch", "epoch": 1}]
+    assert empty.read_summary() is None and broken.read_config() is None
+    result = kdtui("runs", "ls")
+    assert result.exit_code == 0 and "broken" in result.output
+    for run in (good, empty, broken):
+        assert kdtui("runs", "show", run.id).exit_code == 0
+
+
+def test_resume_refuses_a_run_that_is_still_running(tiny_presets):
+    run = create_run(runs_root(), "alive")
+    run.write_config(load_config(tiny_presets / "tiny_teacher.yaml").to_dict())
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import socket
+
+        run.write_summary({"status": "running", "pid": sleeper.pid, "host": socket.gethostname()})
+        result = kdtui("run", "--resume", run.id)
+        assert result.exit_code == 2 and "still running" in result.output
+    finally:
+        sleeper.kill()
+
+
+@pytest.mark.parametrize("name", ["bad\nname", "tab\tname", "..", "-leading-dash", "x" * 81])
+def test_run_names_that_could_escape_or_confuse_are_refused(tiny_presets, name):
+    result = kdtui("run", "tiny_teacher", "--headless", "--name", name)
+    assert result.exit_code == 2 and "not allowed" in result.output
+    assert not runs_root().exists() or not list(runs_root().iterdir())
+
+
+def test_unwritable_runs_folder(tiny_presets, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = kdtui("run", "tiny_teacher", "--headless", "--runs-dir", str(blocker / "runs"))
+    assert result.exit_code == 2 and "Cannot create the runs folder" in result.output
+
+
+def test_resolve_run_never_leaves_the_runs_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for ref in ["../outside", "../../etc", "20260101-000000-x/../../outside"]:
+        result = kdtui("runs", "show", ref)
+        assert result.exit_code == 2, ref
