@@ -266,6 +266,28 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
         console.print(table)
 
 
+@runs_app.command("rm")
+def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or folder."),
+            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+            runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Delete a run folder (refused while the run is still training)."""
+    import shutil
+
+    from kdtui.engine.launch import process_alive
+    from kdtui.store import resolve_run, runs_root
+
+    with user_errors():
+        run_dir = resolve_run(runs_root(runs_dir), run_ref)
+        summary = run_dir.read_summary() or {}
+        if summary.get("status") == "running" and process_alive(summary.get("pid"), summary.get("host")):
+            raise KdtuiError(f"Run {run_dir.id} is still running (process {summary['pid']}); stop it "
+                             "first (Ctrl-C, or kill -TERM), then delete it.")
+        if not yes and not typer.confirm(f"Delete {run_dir.path}?", default=False):
+            raise typer.Exit(1)
+        shutil.rmtree(run_dir.path)
+    print(f"deleted {run_dir.id}")
+
+
 def main() -> None:
     app()
 

@@ -201,8 +201,12 @@ def test_resume_refuses_a_run_that_is_still_running(tiny_presets):
         run.write_summary({"status": "running", "pid": sleeper.pid, "host": socket.gethostname()})
         result = kdtui("run", "--resume", run.id)
         assert result.exit_code == 2 and "still running" in result.output
+        result = kdtui("runs", "rm", run.id, "--yes")
+        assert result.exit_code == 2 and "still running" in result.output and run.path.exists()
     finally:
         sleeper.kill()
+        sleeper.wait()
+    assert kdtui("runs", "rm", run.id, "--yes").exit_code == 0 and not run.path.exists()
 
 
 @pytest.mark.parametrize("name", ["bad\nname", "tab\tname", "..", "-leading-dash", "x" * 81])

@@ -54,8 +54,10 @@ class FitNetLoss(LossMethod):
 
     def __init__(self, options: FitNetOptions) -> None:
         super().__init__(options)
-        # Filled by setup(); None keeps it out of state_dict until then.
-        self.register_module("regressor", None)
+        # Built by setup(). A plain attribute until then (not a registered None child), so
+        # loading a state dict that holds regressor weights before setup() fails loudly
+        # ("unexpected keys") instead of dropping them.
+        self.regressor: nn.Sequential | None = None
 
     def _pair(self, student: list[Tensor], teacher: list[Tensor] | None) -> tuple[Tensor, Tensor]:
         ((fs, ft),) = select_pairs("fitnet", student, teacher, [self.options.layer])
