@@ -155,8 +155,7 @@ def models(
     student: Optional[str] = typer.Option(None, "--student", help="Compare this student with --teacher."),
     size: int = typer.Option(32, "--size", min=16, help="Input height and width for the feature-map shapes."),
 ) -> None:
-    """List the architectures: parameters and the feature maps AMD/AT pair up; or compare a
-    teacher with a student (counts, compression ratio)."""
+    """List the architectures with parameter counts and feature maps, or compare a pair."""
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -164,8 +163,8 @@ def models(
     from kdtui.models import MODELS, build_model, count_parameters
 
     def describe(name: str) -> tuple[int, list[tuple[int, ...]]]:
-        # On the meta device nothing is allocated or computed: counting and shapes are instant.
-        with torch.device("meta"):
+        # On the meta device nothing is allocated or computed, only shapes: no weight init, no convs.
+        with torch.device("meta"), torch.no_grad():
             net = build_model(name, classes).eval()
             out = net(torch.empty(1, 3, size, size))
         return count_parameters(net), [tuple(f.shape[1:]) for f in out.features]

@@ -29,7 +29,8 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 @dataclass
 class DataConfig:
-    dataset: str = option("shapes", help="dataset name (shapes, cifar10)")
+    dataset: str = option("shapes", help="dataset name (shapes, cifar10, cifar100, cinic10, "
+                          "tiny_imagenet, imagenet, imagefolder)")
     root: str | None = option(
         None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data")
     download: bool = option(True, help="download the dataset into root when it is missing")
@@ -38,6 +39,17 @@ class DataConfig:
     seed: int = option(0, help="seed of the generated dataset (shapes); fixed across runs", ge=0)
     augment: bool = option(True, help="random crop (pad 4) + horizontal flip on training images")
     num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0)
+    train_subset: int | None = option(
+        None, help="use only this many training images, spread evenly over the classes (seeded by data.seed)", gt=0)
+    test_subset: int | None = option(
+        None, help="use only this many test images, spread evenly over the classes", gt=0)
+    image_size: int | None = option(
+        None, help="image side in pixels for folder datasets (default: the dataset's own)", gt=0)
+    train_folder: str | None = option(None, help="imagefolder: name of the training folder under root")
+    test_folder: str | None = option(
+        None, help="imagefolder: name of the evaluation folder (default test, else val, else valid)")
+    mean: list[float] | None = option(None, help="per-channel normalisation mean (default: the dataset's or computed)")
+    std: list[float] | None = option(None, help="per-channel normalisation std", gt=0)
 
 
 @dataclass
@@ -210,6 +222,12 @@ def validate(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("teacher.arch: " + MODELS.unknown_message(cfg.teacher.arch))
     if cfg.data.dataset not in DATASETS:
         raise ConfigError("data.dataset: " + DATASETS.unknown_message(cfg.data.dataset))
+    for key in ("mean", "std"):
+        value = getattr(cfg.data, key)
+        if value is not None and len(value) != 3:
+            raise ConfigError(f"data.{key}: got {value}, expected three numbers (R, G, B).")
+    if (cfg.data.mean is None) != (cfg.data.std is None):
+        raise ConfigError("data.mean and data.std: give both or neither.")
     if cfg.train.optimizer not in OPTIMIZERS:
         raise ConfigError("train.optimizer: " + OPTIMIZERS.unknown_message(cfg.train.optimizer))
     if cfg.train.schedule not in SCHEDULES:

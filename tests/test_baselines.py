@@ -239,7 +239,7 @@ def test_fitnet_hand_example():
     # teacher (2, 5), (1, −2): squared errors 0, 1, 1, 0 → mean 0.5.
     s = [torch.tensor([[[[1.0, 3.0]]]])] * 2
     t = [torch.tensor([[[[2.0, 5.0]], [[1.0, -2.0]]]])] * 2
-    method = _fitnet(s, t)
+    method = _fitnet(s, t, bn=False)
     with torch.no_grad():
         method.regressor[0].weight.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1, 1))
         method.regressor[0].bias.copy_(torch.tensor([0.0, 1.0]))
@@ -310,11 +310,19 @@ def test_fitnet_matches_reference_with_different_channels_and_sizes():
     # Student 8×8 vs teacher 4×4 at the hint layer: the student map is pooled, then regressed.
     student, teacher = _feats(4, S_SHAPES), _feats(5, T_SHAPES)
     student[1] = _feats(6, [(4, 5, 8, 8)])[0]
-    method = _fitnet(student, teacher)
+    method = _fitnet(student, teacher, bn=False)
     w = _np(method.regressor[0].weight)[:, :, 0, 0]  # 8×5
     bias = _np(method.regressor[0].bias)
     pooled = _block_pool(_np(student[1]), 4, 4)
     pred = np.einsum("oc,bchw->bohw", w, pooled) + bias[None, :, None, None]
+    want = float(((pred - _np(teacher[1])) ** 2).mean())
+    assert method(_inputs(student, teacher))["FitNet"].item() == pytest.approx(want, rel=1e-5)
+    # Default bn=True: conv without bias, then training-mode BatchNorm (batch statistics).
+    method = _fitnet(student, teacher)
+    w = _np(method.regressor[0].weight)[:, :, 0, 0]
+    pred = np.einsum("oc,bchw->bohw", w, pooled)
+    mean, var = pred.mean(axis=(0, 2, 3), keepdims=True), pred.var(axis=(0, 2, 3), keepdims=True)
+    pred = (pred - mean) / np.sqrt(var + 1e-5)
     want = float(((pred - _np(teacher[1])) ** 2).mean())
     assert method(_inputs(student, teacher))["FitNet"].item() == pytest.approx(want, rel=1e-5)
     # Teacher larger: the teacher map is pooled instead.
@@ -341,7 +349,7 @@ def test_identical_inputs_give_zero():
 
 def test_fitnet_zero_only_with_identity_regressor():
     feats = _feats(9, [(2, 4, 4, 4), (2, 4, 4, 4)])
-    method = _fitnet(feats, feats, layer=-1)
+    method = _fitnet(feats, feats, layer=-1, bn=False)
     # A freshly initialised regressor is not the identity: the loss is positive.
     assert method(_inputs(feats, feats))["FitNet"].item() > 0
     with torch.no_grad():
@@ -397,7 +405,7 @@ def test_fitnet_regressor_gets_gradients_and_is_a_parameter():
     objective = Objective({"fitnet": FitNetOptions()})
     assert not list(objective.parameters())  # before setup: nothing yet
     objective.methods["fitnet"].setup(student, teacher)
-    assert len(list(objective.parameters())) == 2
+    assert len(list(objective.parameters())) == 3  # conv weight, BN weight and bias
 
 
 @pytest.mark.parametrize("bn", [False, True])
@@ -472,8 +480,13 @@ def test_bf16_autocast_gives_float32_equal_to_float32():
 def test_at_pools_the_larger_map_either_way():
     big, small = _feats(20, [(2, 3, 8, 8), (2, 6, 4, 4)])
     pooled = torch.nn.functional.adaptive_avg_pool2d(big, 4)
-    assert at_loss([big], [small]).item() == pytest.approx(at_loss([pooled], [small]).item(), rel=1e-6)
-    assert at_loss([small], [big]).item() == pytest.approx(at_loss([small], [pooled]).item(), rel=1e-6)
+    for s, t, ps, pt in [(big, small, pooled, small), (small, big, small, pooled)]:
+        got = at_loss([s], [t]).item()
+        assert got == pytest.approx(at_loss([ps], [pt]).item(), rel=1e-6)
+        assert got == pytest.approx(ref_at([s], [t]), rel=1e-5)
+    # Neither map dominates (8×4 vs 4×8): each dimension goes to the smaller one, 4×4.
+    tall, wide = _feats(28, [(2, 3, 8, 4), (2, 5, 4, 8)])
+    assert at_loss([tall], [wide]).item() == pytest.approx(ref_at([tall], [wide]), rel=1e-5)
 
 
 def test_rkd_single_sample_is_zero_and_differentiable():
@@ -500,7 +513,7 @@ def test_missing_teacher_and_mismatched_layers_raise():
 def test_options_defaults_and_validation():
     assert (ATOptions().weight, ATOptions().p, ATOptions().layers) == (1000.0, 2.0, None)
     assert (SPOptions().weight, SPOptions().layers) == (3000.0, [-1])
-    assert (FitNetOptions().weight, FitNetOptions().layer, FitNetOptions().bn) == (100.0, 1, False)
+    assert (FitNetOptions().weight, FitNetOptions().layer, FitNetOptions().bn) == (100.0, 1, True)
     assert PKTOptions().weight == 30000.0
     r = RKDOptions()
     assert (r.weight, r.distance_weight, r.angle_weight) == (1.0, 25.0, 50.0)
@@ -554,7 +567,8 @@ def test_objective_mixes_ce_kd_amd_sp():
 
 
 def test_objective_with_every_baseline_at_once():
-    options = {n: LOSSES.get(n).Options() for n in ("ce", "at", "sp", "fitnet", "pkt", "rkd", "dkd")}
+    names = ("ce", "at", "sp", "fitnet", "pkt", "rkd", "dkd")
+    options = {n: LOSSES.get(n).Options() for n in names}
     objective = Objective(options)
     student = _feats(26, S_SHAPES, requires_grad=True)
     teacher = _feats(27, T_SHAPES)

@@ -6,7 +6,7 @@ Usage::
     python tools/soak_kill_resume.py --kills 20 [--seed 0] [--runs-dir /tmp/kdtui-soak]
 
 It trains a small shapes run (wrn_10_1, CE, CPU) once straight through, then again under
-fire: each cycle starts the run (or `--resume`s it), waits a random 0.5–6 s — landing in
+fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random 0–4 s — landing in
 steps, evaluation and checkpoint/summary writes alike — and kills -9 the process. After
 the last kill it resumes to the end and compares the epoch list, per-epoch test accuracy
 and loss, and the final accuracy. Exit code 0 when everything matches.
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", "train.epochs=12",
+SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", "train.epochs=20",
             "--set", "train.batch_size=64", "--set", "train.device=cpu", "--set", "train.log_every=2",
             "--set", "student.arch=wrn_10_1"]
 
@@ -62,29 +62,30 @@ def main() -> int:
         return 1
     straight_s = time.time() - started
     (straight,) = args.runs_dir.glob("*-straight")
-    print(f"uninterrupted run: {straight_s:.1f}s")
+    print(f"uninterrupted run: {straight_s:.1f}s", flush=True)
 
     proc = kdtui("run", str(preset), "--headless", "--name", "soak", *SETTINGS, runs_dir=args.runs_dir)
     kills = 0
-    while True:
-        time.sleep(rng.uniform(0.5, 6.0))
+    landed = []
+    while kills < args.kills:
+        # Wait until the process is training (its summary exists), then kill at a random
+        # moment: inside a step, an evaluation or a checkpoint/summary write.
+        while proc.poll() is None and not any(args.runs_dir.glob("*-soak/summary.json")):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 4.0))
         if proc.poll() is not None:
-            break  # finished before the kill
+            break  # it finished before this kill
         proc.kill()
         proc.wait()
         kills += 1
-        soak = next(args.runs_dir.glob("*-soak"), None)
-        last = epochs_of(soak)[-1]["epoch"] if soak and (soak / "metrics.jsonl").exists() and epochs_of(soak) else 0
-        status = json.loads((soak / "summary.json").read_text())["status"] if soak and (soak / "summary.json").exists() else "-"
-        print(f"kill {kills:2d}: after epoch {last}, summary status {status}")
-        if soak is None:
-            proc = kdtui("run", str(preset), "--headless", "--name", "soak", *SETTINGS, runs_dir=args.runs_dir)
-            continue
-        if kills >= args.kills:
-            proc = kdtui("run", "--resume", soak.name, runs_dir=args.runs_dir)
-            proc.wait()
-            break
+        soak = next(args.runs_dir.glob("*-soak"))
+        done = epochs_of(soak)
+        summary = json.loads((soak / "summary.json").read_text())
+        landed.append(len(done))
+        print(f"kill {kills:2d}: {len(done)} epoch line(s) written, summary status {summary['status']}",
+              flush=True)
         proc = kdtui("run", "--resume", soak.name, runs_dir=args.runs_dir)
+    proc.wait()
     if proc.returncode != 0:
         print("final resume failed:", proc.stderr.read())
         return 1

@@ -48,6 +48,26 @@ def _shapes(cfg: "DataConfig", seed: int) -> "DataBundle":
 
 @DATASETS.register("cifar10")
 def _cifar10(cfg: "DataConfig", seed: int) -> "DataBundle":
-    from kdtui.data.cifar import build_cifar10
+    from kdtui.data.cifar import CIFAR10, build_cifar
 
-    return build_cifar10(cfg, seed)
+    return build_cifar(cfg, seed, CIFAR10)
+
+
+@DATASETS.register("cifar100")
+def _cifar100(cfg: "DataConfig", seed: int) -> "DataBundle":
+    from kdtui.data.cifar import CIFAR100, build_cifar
+
+    return build_cifar(cfg, seed, CIFAR100)
+
+
+def _folder_dataset(layout_name: str):
+    def build(cfg: "DataConfig", seed: int) -> "DataBundle":
+        from kdtui.data.folders import LAYOUTS, build_folder_dataset
+
+        return build_folder_dataset(cfg, seed, LAYOUTS[layout_name])
+
+    return build
+
+
+for _name in ("cinic10", "tiny_imagenet", "imagenet", "imagefolder"):
+    DATASETS.register(_name)(_folder_dataset(_name))

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 def build_shapes(cfg: "DataConfig", seed: int = 0) -> DataBundle:
     from kdtui.data.shapes import CLASS_NAMES, generate_shapes
 
-    train_x, train_y = generate_shapes(cfg.train_size, seed=cfg.seed, split="train")
-    test_x, test_y = generate_shapes(cfg.test_size, seed=cfg.seed, split="test")
+    train_x, train_y = generate_shapes(cfg.train_subset or cfg.train_size, seed=cfg.seed, split="train")
+    test_x, test_y = generate_shapes(cfg.test_subset or cfg.test_size, seed=cfg.seed, split="test")
     # Statistics of the training split, so normalisation needs no hard-coded numbers.
     pixels = train_x.float().div(255)
     mean, std = pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3))

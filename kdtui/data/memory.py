@@ -63,3 +63,19 @@ class InMemoryLoader:
                                self.mean.to(device), self.std.to(device))
             yield (images.contiguous(memory_format=torch.channels_last),
                    self.labels[start:start + batch_size].to(device))
+
+
+def stratified_indices(labels: Tensor, count: int | None, seed: int) -> Tensor:
+    """Indices of ``count`` samples spread evenly over the classes (seeded), in label order;
+    all indices when ``count`` is None or not smaller than the set."""
+    if count is None or count >= len(labels):
+        return torch.arange(len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique().tolist()
+    per_class, extra = divmod(count, len(classes))
+    chosen = []
+    for rank, label in enumerate(classes):
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        chosen.append(members[:per_class + (1 if rank < extra else 0)].sort().values)
+    return torch.cat(chosen)

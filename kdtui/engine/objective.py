@@ -25,6 +25,11 @@ class Objective(nn.Module):
         self.methods = nn.ModuleDict({name: LOSSES.get(name)(opts) for name, opts in losses.items()})
         self.weights = {name: float(opts.weight) for name, opts in losses.items()}
 
+    def setup(self, student_features: list[Tensor], teacher_features: list[Tensor] | None) -> None:
+        """Let methods with learned parts (FitNet's regressor) size them from real features."""
+        for method in self.methods.values():
+            method.setup(student_features, teacher_features)
+
     def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         total = inputs.student_logits.new_zeros((), dtype=torch.float32)
         terms: dict[str, Tensor] = {}

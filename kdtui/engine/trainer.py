@@ -80,6 +80,7 @@ class Trainer:
         # Skip the teacher's forward pass when no active loss uses it (e.g. CE only).
         self.teacher_needed = self.teacher is not None and any(
             method.needs_teacher for method in self.objective.methods.values())
+        self.setup_objective()
         self.optimizer = build_optimizer(
             cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
         self.steps_per_epoch = max(data.train_size // cfg.train.batch_size, 1)
@@ -88,6 +89,19 @@ class Trainer:
         self.best_epoch = 0
         self.last_test_acc: float | None = None
         self.teacher_test_acc: float | None = None
+
+    def setup_objective(self) -> None:
+        """Size learned loss modules with one dry forward of a zero batch: before the
+        optimiser is built (so it trains them) and before a resume restores them. A zero
+        batch leaves the data order and the RNG untouched."""
+        images = torch.zeros(2, 3, self.data.image_size, self.data.image_size, device=self.device
+                             ).contiguous(memory_format=torch.channels_last)
+        self.student.eval()  # no BatchNorm running-statistics update
+        with torch.no_grad():
+            student_features = self.student(images).features
+            teacher_features = self.teacher(images).features if self.teacher is not None else None
+        self.student.train()
+        self.objective.setup(student_features, teacher_features)
 
     # -- events -----------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:

@@ -99,7 +99,10 @@ def attention_map(feat: Tensor, p: float = 2.0) -> Tensor:
 def at_loss(
     student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor], p: float = 2.0
 ) -> Tensor:
-    """Σ over pairs of mean((a_s − a_t)²), float32 with autocast off; gradient to the student only."""
+    """Σ over pairs of mean((a_s − a_t)²).
+
+    float32 with autocast off; gradient reaches the student features only.
+    """
     student_feats, teacher_feats = list(student_feats), list(teacher_feats)
     total = student_feats[0].new_zeros((), dtype=torch.float32)
     with torch.autocast(device_type=student_feats[0].device.type, enabled=False):

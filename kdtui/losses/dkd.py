@@ -42,7 +42,8 @@ def _binary_log_probs(z: Tensor, labels: Tensor, gt_mask: Tensor) -> Tensor:
     """log (p_gt, p_other) for p = softmax(z): B×2, via logsumexp."""
     lse_all = torch.logsumexp(z, dim=1, keepdim=True)
     log_gt = z.gather(1, labels.unsqueeze(1)) - lse_all
-    log_other = torch.logsumexp(z.masked_fill(gt_mask, float("-inf")), dim=1, keepdim=True) - lse_all
+    others = z.masked_fill(gt_mask, float("-inf"))
+    log_other = torch.logsumexp(others, dim=1, keepdim=True) - lse_all
     return torch.cat([log_gt, log_other], dim=1)
 
 

@@ -1,10 +1,13 @@
 """FitNet hints (Romero et al., ICLR 2015, arXiv 1412.6550), trained jointly as in RepDistiller.
 
 The term FitNet = MSE(r(F_s), F_t) on one student/teacher feature pair, where r is a learned
-1×1-conv regressor from the student's to the teacher's channel count (optionally followed by
-BatchNorm, as RepDistiller's ``ConvReg``; no ReLU, since kdtui's feature maps are the
-residual-group outputs before the final BN-ReLU and can be negative). If the spatial sizes
-differ, the larger map is adaptive-average-pooled to the smaller one first.
+1×1-conv regressor from the student's to the teacher's channel count, followed by BatchNorm
+(``bn: true``, the default, as RepDistiller's ``ConvReg``; no ReLU, since kdtui's feature maps
+are the residual-group outputs before the final BN-ReLU and can be negative). ``bn: false``
+gives a plain 1×1 conv with bias; at β = 100 it diverged within three SGD steps (lr 0.05,
+WRN-16-1 ← WRN-16-2) where the BN version trained, so keep BN unless you lower the weight.
+If the spatial sizes differ, the larger map is adaptive-average-pooled to the smaller one
+first (before the regressor).
 
 The pair defaults to ``layer: 1``, the middle of the three WRN group outputs: RepDistiller's
 ``hint_layer = 2`` indexes its feature list [stem, group1, group2, group3, pooled], i.e. also
@@ -44,7 +47,9 @@ class FitNetOptions:
     layer: int = option(
         1, help="index of the feature-map pair used as the hint (1: the middle WRN group; -1: last)"
     )
-    bn: bool = option(False, help="put BatchNorm after the 1×1-conv regressor (RepDistiller's ConvReg)")
+    bn: bool = option(
+        True, help="BatchNorm after the 1×1-conv regressor (as RepDistiller's ConvReg)"
+    )
 
 
 @LOSSES.register("fitnet")

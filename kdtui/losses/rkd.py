@@ -60,7 +60,10 @@ def _angles(e: Tensor) -> Tensor:
 
 
 def rkd_terms(student: Tensor, teacher: Tensor) -> dict[str, Tensor]:
-    """RKD_D and RKD_A on B×D embeddings, float32 with autocast off; gradient to the student only."""
+    """RKD_D and RKD_A on B×D embeddings.
+
+    float32 with autocast off; gradient reaches the student embedding only.
+    """
     with torch.autocast(device_type=student.device.type, enabled=False):
         student = student.float().flatten(1)
         if student.shape[0] < 2:
@@ -105,4 +108,5 @@ class RKDLoss(LossMethod):
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """w_d·RKD_D + w_a·RKD_A (RepDistiller's RKDLoss value)."""
-        return self.options.distance_weight * terms["RKD_D"] + self.options.angle_weight * terms["RKD_A"]
+        opts = self.options
+        return opts.distance_weight * terms["RKD_D"] + opts.angle_weight * terms["RKD_A"]

@@ -36,7 +36,10 @@ def similarity_matrix(feat: Tensor) -> Tensor:
 
 
 def sp_loss(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
-    """Σ over pairs of ‖G_s − G_t‖_F² / B², float32 with autocast off; gradient to the student only."""
+    """Σ over pairs of ‖G_s − G_t‖_F² / B².
+
+    float32 with autocast off; gradient reaches the student features only.
+    """
     student_feats, teacher_feats = list(student_feats), list(teacher_feats)
     total = student_feats[0].new_zeros((), dtype=torch.float32)
     with torch.autocast(device_type=student_feats[0].device.type, enabled=False):

@@ -1,0 +1,238 @@
+"""Image-folder datasets: CINIC-10, Tiny-ImageNet, ImageNet and any ImageFolder tree.
+
+Images are decoded with PIL in DataLoader worker processes and augmented per image with
+torchvision transforms; shuffling and worker seeds derive from (seed, epoch), so a
+resumed run sees the same batches. Every layout problem is a :class:`DataError` naming
+the folder and what was expected there.
+
+Usage::
+
+    bundle = build_folder_dataset(cfg, seed, layout=LAYOUTS["cinic10"])
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import torch
+from torch import Tensor
+
+from kdtui.data.base import DataBundle
+from kdtui.errors import DataError
+
+if TYPE_CHECKING:
+    from kdtui.config import DataConfig
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a dataset is laid out on disk and augmented."""
+
+    name: str
+    train: tuple[str, ...]          # candidate names of the training folder
+    test: tuple[str, ...]           # candidate names of the evaluation folder, first found wins
+    image_size: int | None          # None: the size of the first training image
+    mean: tuple[float, ...] | None  # None: computed from a sample of training images
+    std: tuple[float, ...] | None
+    augment: str = "crop"           # "crop": pad 4 + random crop; "resized": random-resized crop
+    hint: str = ""                  # where to get it
+
+
+LAYOUTS = {
+    "cinic10": Layout("cinic10", ("train",), ("test", "valid"), 32,
+                      (0.47889522, 0.47227842, 0.43047404), (0.24205776, 0.23828046, 0.25874835),
+                      hint="download CINIC-10 (https://datashare.ed.ac.uk/handle/10283/3192) and "
+                           "extract it so that ROOT/train/airplane/*.png exists"),
+    "tiny_imagenet": Layout("tiny_imagenet", ("train",), ("val",), 64,
+                            (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821),
+                            hint="download http://cs231n.stanford.edu/tiny-imagenet-200.zip and "
+                                 "extract it so that ROOT/train/n01443537/images/*.JPEG exists"),
+    "imagenet": Layout("imagenet", ("train",), ("val",), 224,
+                       (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment="resized",
+                       hint="prepare ILSVRC-2012 as class folders: ROOT/train/<wnid>/*.JPEG and "
+                            "ROOT/val/<wnid>/*.JPEG"),
+    "imagefolder": Layout("imagefolder", ("train",), ("test", "val", "valid"), None, None, None,
+                          hint="arrange the images as ROOT/train/<class>/* and ROOT/test/<class>/*"),
+}
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def scan_class_folders(folder: Path, layout: Layout, classes: list[str] | None = None
+                       ) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(image, label) pairs of ``folder/<class>/`` (or ``<class>/images/`` for Tiny-ImageNet)."""
+    if not folder.is_dir():
+        raise DataError(f"{layout.name}: expected a folder {folder}, but it does not exist. To "
+                        f"get the data: {layout.hint}, and point data.root at ROOT.")
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not found:
+        raise DataError(f"{layout.name}: {folder} holds no class folders; {layout.hint}.")
+    classes = classes or found
+    samples: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        class_dir = folder / name
+        if (class_dir / "images").is_dir():  # Tiny-ImageNet's train/<wnid>/images/
+            class_dir = class_dir / "images"
+        images = sorted(p for p in class_dir.iterdir() if _is_image(p)) if class_dir.is_dir() else []
+        if not images:
+            raise DataError(f"{layout.name}: the class folder {class_dir} holds no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))}); remove it or fill it.")
+        samples.extend((path, label) for path in images)
+    return samples, classes
+
+
+def scan_tiny_imagenet_val(folder: Path, classes: list[str], layout: Layout) -> list[tuple[Path, int]]:
+    """Tiny-ImageNet's val/images/*.JPEG, labelled by val/val_annotations.txt."""
+    annotations = folder / "val_annotations.txt"
+    if not annotations.exists():
+        raise DataError(f"tiny_imagenet: expected {annotations} (file name, wnid, box per line); "
+                        f"{layout.hint}.")
+    index = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for number, line in enumerate(annotations.read_text().splitlines(), start=1):
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+        if len(parts) < 2 or parts[1] not in index:
+            raise DataError(f"tiny_imagenet: {annotations} line {number} is {line!r}; expected "
+                            "'<file>\\t<wnid>\\t...' with a wnid that has a train/ folder.")
+        path = folder / "images" / parts[0]
+        if not path.exists():
+            raise DataError(f"tiny_imagenet: {annotations} line {number} names {path}, which does not exist.")
+        samples.append((path, index[parts[1]]))
+    if not samples:
+        raise DataError(f"tiny_imagenet: {annotations} lists no images.")
+    return samples
+
+
+def stratified_subset(samples: list[tuple[Path, int]], count: int | None, seed: int,
+                      num_classes: int) -> list[tuple[Path, int]]:
+    """``count`` samples spread evenly over the classes (seeded), or all of them."""
+    if count is None or count >= len(samples):
+        return samples
+    rng = random.Random(seed)
+    by_class: dict[int, list[tuple[Path, int]]] = {}
+    for sample in samples:
+        by_class.setdefault(sample[1], []).append(sample)
+    per_class, extra = divmod(count, num_classes)
+    chosen = []
+    for label in sorted(by_class):
+        items = list(by_class[label])
+        rng.shuffle(items)
+        chosen.extend(items[:per_class + (1 if label < extra else 0)])
+    return sorted(chosen, key=lambda s: (s[1], str(s[0])))
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    def __init__(self, samples: list[tuple[Path, int]], transform) -> None:
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        from PIL import Image
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            return self.transform(image.convert("RGB")), label
+
+
+def _transforms(layout: Layout, size: int, mean, std, augment: bool):
+    from torchvision.transforms import v2
+
+    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    if layout.augment == "resized":
+        train = [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()]
+        test = [v2.Resize(int(size * 256 / 224)), v2.CenterCrop(size)]
+    else:
+        train = [v2.Resize((size, size)), v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
+        test = [v2.Resize((size, size))]
+    return v2.Compose((train if augment else test[:1]) + to_tensor), v2.Compose(test + to_tensor)
+
+
+def _image_size(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return max(image.size)
+
+
+def _channel_stats(samples: list[tuple[Path, int]], size: int) -> tuple[list[float], list[float]]:
+    """Mean/std per channel over up to 2,000 training images (evenly spaced)."""
+    from torchvision.transforms import v2
+
+    prepare = v2.Compose([v2.Resize((size, size)), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    step = max(len(samples) // 2000, 1)
+    from PIL import Image
+
+    pixels = []
+    for path, _ in samples[::step]:
+        with Image.open(path) as image:
+            pixels.append(prepare(image.convert("RGB")).flatten(1))
+    stacked = torch.cat(pixels, dim=1)
+    return stacked.mean(1).tolist(), stacked.std(1).clamp_min(1e-6).tolist()
+
+
+def build_folder_dataset(cfg: "DataConfig", seed: int, layout: Layout) -> DataBundle:
+    from kdtui.data import data_root
+
+    root = data_root(cfg)
+    if not root.is_dir():
+        raise DataError(f"{layout.name}: the data folder {root} does not exist. {layout.hint[0].upper()}"
+                        f"{layout.hint[1:]}, with ROOT = data.root (--set data.root=/path/to/{layout.name}).")
+    train_dir = root / (cfg.train_folder or _first_existing(root, layout.train, layout))
+    test_dir = root / (cfg.test_folder or _first_existing(root, layout.test, layout))
+    train, classes = scan_class_folders(train_dir, layout)
+    if layout.name == "tiny_imagenet" and (test_dir / "val_annotations.txt").exists():
+        test = scan_tiny_imagenet_val(test_dir, classes, layout)
+    else:
+        test, test_classes = scan_class_folders(test_dir, layout)
+        if test_classes != classes:
+            missing = sorted(set(classes) ^ set(test_classes))[:5]
+            raise DataError(f"{layout.name}: {train_dir} and {test_dir} hold different class folders "
+                            f"(e.g. {', '.join(missing)}); both must have the same classes.")
+    train = stratified_subset(train, cfg.train_subset, seed=cfg.seed, num_classes=len(classes))
+    test = stratified_subset(test, cfg.test_subset, seed=cfg.seed + 1, num_classes=len(classes))
+    size = cfg.image_size or layout.image_size or _image_size(train[0][0])
+    mean, std = (layout.mean, layout.std) if layout.mean else _channel_stats(train, size)
+    if cfg.mean is not None and cfg.std is not None:
+        mean, std = cfg.mean, cfg.std
+    train_tf, test_tf = _transforms(layout, size, mean, std, cfg.augment)
+    train_set, test_set = ImageFiles(train, train_tf), ImageFiles(test, test_tf)
+
+    def loader(dataset, batch_size: int, shuffle: bool, epoch: int, device: torch.device, drop_last: bool):
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last and len(dataset) > batch_size,
+            num_workers=cfg.num_workers, generator=generator, pin_memory=device.type == "cuda",
+            persistent_workers=False)
+
+    def train_batches(batch_size: int, epoch: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        for images, labels in loader(train_set, batch_size, True, epoch, device, True):
+            yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                   labels.to(device, non_blocking=True))
+
+    def test_batches(batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        for images, labels in loader(test_set, batch_size, False, 0, device, False):
+            yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                   labels.to(device, non_blocking=True))
+
+    return DataBundle(name=layout.name, num_classes=len(classes), image_size=size,
+                      train_size=len(train), test_size=len(test), train_batches=train_batches,
+                      test_batches=test_batches, class_names=classes)
+
+
+def _first_existing(root: Path, names: tuple[str, ...], layout: Layout) -> str:
+    for name in names:
+        if (root / name).is_dir():
+            return name
+    raise DataError(f"{layout.name}: {root} has no {' or '.join(f'{n}/' for n in names)} folder. "
+                    f"Expected layout: {layout.hint}.")
