@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass, field
@@ -174,18 +175,29 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     """Load a preset file (or an already-read mapping), apply overrides, validate."""
     raw: dict[str, Any]
     if data is not None:
-        raw = dict(data)
+        raw = copy.deepcopy(data)
     elif path is not None:
         raw = read_yaml_mapping(Path(path))
         raw.setdefault("preset", default_preset_name(Path(path)))
     else:
         raw = {}
+    _expand_loss_shorthand(raw)
     for text in overrides:
         keys, value = parse_override(text)
         if keys[0] not in SECTIONS:
             raise ConfigError(_unknown_section_message(keys[0], via_set=True))
         apply_override(raw, keys, value)
     return validate(raw)
+
+
+def _expand_loss_shorthand(raw: dict[str, Any]) -> None:
+    """``loss: {kd: 0.9}`` means ``loss: {kd: {weight: 0.9}}``; expanded before overrides so
+    ``--set loss.kd.temperature=2`` works on either form."""
+    losses = raw.get("loss")
+    if isinstance(losses, dict):
+        for name, opts in losses.items():
+            if isinstance(opts, (int, float)) and not isinstance(opts, bool):
+                losses[name] = {"weight": opts}
 
 
 def _unknown_section_message(key: str, via_set: bool = False) -> str:
@@ -262,7 +274,5 @@ def _build_losses(raw: Any, losses: Any) -> dict[str, Any]:
         if str(name) not in losses:
             raise ConfigError("loss: " + losses.unknown_message(str(name)))
         method = losses.get(str(name))
-        if isinstance(opts, (int, float)) and not isinstance(opts, bool):
-            opts = {"weight": opts}  # `kd: 0.9` is shorthand for `kd: {weight: 0.9}`
         built[str(name)] = build(method.Options, opts, where=f"loss.{name}")
     return built

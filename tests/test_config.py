@@ -114,3 +114,16 @@ def test_paper_recipe_in_amd_preset():
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.weight_decay) == (200, 128, 0.1, 1e-4)
     assert cfg.train.milestones == [40, 80, 120, 160] and cfg.train.lr_decay == 0.2
     assert load_config(presets_dir() / "cifar10_amd_gl.yaml").loss["amd"].local is True
+
+
+def test_set_reaches_into_the_loss_shorthand(tmp_path):
+    cfg = config_from(tmp_path, merged(loss={"ce": 0.5, "kd": 0.9}, teacher={"preset": "t"}),
+                      "loss.ce.weight=0.2", "loss.kd.temperature=2")
+    assert cfg.loss["ce"].weight == 0.2 and cfg.loss["kd"].weight == 0.9
+    assert cfg.loss["kd"].temperature == 2.0
+
+
+def test_load_config_does_not_mutate_its_input():
+    data = {"student": {"arch": "wrn_16_1"}, "loss": {"ce": 1.0}}
+    load_config(data=data, overrides=["train.epochs=3"])
+    assert data == {"student": {"arch": "wrn_16_1"}, "loss": {"ce": 1.0}}

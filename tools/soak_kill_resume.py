@@ -6,7 +6,7 @@ Usage::
     python tools/soak_kill_resume.py --kills 20 [--seed 0] [--runs-dir /tmp/kdtui-soak]
 
 It trains a small shapes run (wrn_10_1, CE, CPU) once straight through, then again under
-fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random 0–4 s — landing in
+fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random 0–3 s — landing in
 steps, evaluation and checkpoint/summary writes alike — and kills -9 the process. After
 the last kill it resumes to the end and compares the epoch list, per-epoch test accuracy
 and loss, and the final accuracy. Exit code 0 when everything matches.
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", "train.epochs=20",
+SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", "train.epochs=12",
             "--set", "train.batch_size=64", "--set", "train.device=cpu", "--set", "train.log_every=2",
             "--set", "student.arch=wrn_10_1"]
 
@@ -43,6 +43,16 @@ def epochs_of(run: Path) -> list[dict]:
         if record.get("event") == "epoch":
             records.append(record)
     return records
+
+
+def training(runs_dir: Path, pid: int) -> bool:
+    """Whether process ``pid`` has started training the soak run (its pid is in the summary)."""
+    for summary in runs_dir.glob("*-soak/summary.json"):
+        try:
+            return json.loads(summary.read_text()).get("pid") == pid
+        except (OSError, json.JSONDecodeError):
+            return False
+    return False
 
 
 def main() -> int:
@@ -70,9 +80,9 @@ def main() -> int:
     while kills < args.kills:
         # Wait until the process is training (its summary exists), then kill at a random
         # moment: inside a step, an evaluation or a checkpoint/summary write.
-        while proc.poll() is None and not any(args.runs_dir.glob("*-soak/summary.json")):
+        while proc.poll() is None and not training(args.runs_dir, proc.pid):
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 4.0))
+        time.sleep(rng.uniform(0.0, 3.0))
         if proc.poll() is not None:
             break  # it finished before this kill
         proc.kill()
