@@ -138,13 +138,19 @@ def presets() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kdtui.presets import list_presets, presets_dir
+    from rich.markup import escape
 
-    table = Table(title=f"presets in {presets_dir()}", title_justify="left")
+    from kdtui.presets import grouped_presets, presets_dir
+
+    table = Table(title=f"presets in {escape(str(presets_dir()))}", title_justify="left")
+    table.add_column("group", style="cyan")
     table.add_column("name", style="bold")
     table.add_column("description")
-    for preset in list_presets():
-        table.add_row(preset.name, preset.description)
+    for index, (group, members) in enumerate(grouped_presets()):
+        if index:
+            table.add_section()
+        for row, preset in enumerate(members):
+            table.add_row(group if row == 0 else "", escape(preset.name), escape(preset.description))
     Console().print(table)
 
 

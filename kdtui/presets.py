@@ -4,9 +4,13 @@ Presets live in ``presets/`` at the top of the project (found relative to this p
 never to the current directory) or in ``$KDTUI_PRESETS_DIR``. A preset is named by its
 file stem (``quickstart``) or given as a path.
 
+Each preset also has a ``group`` derived from its name's dataset prefix (``cifar10_amd`` →
+``cifar10``; ``quickstart*`` and ``shapes*`` → ``quickstart``; anything else → ``other``);
+``kdtui presets`` lists them group by group in :data:`GROUPS` order.
+
 Usage::
 
-    for preset in list_presets(): print(preset.name, preset.description)
+    for preset in list_presets(): print(preset.group, preset.name, preset.description)
     path = find_preset("cifar10_teacher_wrn16_3")
 """
 
@@ -26,11 +30,36 @@ def presets_dir() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "presets"
 
 
+# Display order of the groups; the dataset ones are also the name prefixes that select them.
+GROUPS = ("quickstart", "cifar10", "cifar100", "cinic10", "tiny_imagenet", "imagenet", "other")
+QUICKSTART_PREFIXES = ("quickstart", "shapes")
+
+
+def group_of(name: str) -> str:
+    """The group of a preset name: its dataset prefix, followed by ``_`` or ending the name."""
+
+    def has_prefix(prefix: str) -> bool:
+        return name == prefix or name.startswith(prefix + "_")
+
+    if any(has_prefix(prefix) for prefix in QUICKSTART_PREFIXES):
+        return "quickstart"
+    # Longest first, so a future "imagenet…" never captures "tiny_imagenet…" or similar.
+    for group in sorted(GROUPS[1:-1], key=len, reverse=True):
+        if has_prefix(group):
+            return group
+    return "other"
+
+
 @dataclass
 class PresetInfo:
     name: str
     path: Path
     description: str
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            self.group = group_of(self.name)
 
 
 def list_presets() -> list[PresetInfo]:
@@ -44,6 +73,13 @@ def list_presets() -> list[PresetInfo]:
             description = "(unreadable preset file)"
         found.append(PresetInfo(path.stem, path, description))
     return found
+
+
+def grouped_presets() -> list[tuple[str, list[PresetInfo]]]:
+    """The presets as (group, presets) pairs in :data:`GROUPS` order, empty groups left out."""
+    presets = list_presets()
+    return [(group, members) for group in GROUPS
+            if (members := [p for p in presets if p.group == group])]
 
 
 def find_preset(ref: str) -> Path:

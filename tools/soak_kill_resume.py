@@ -6,7 +6,7 @@ Usage::
     python tools/soak_kill_resume.py --kills 20 [--seed 0] [--runs-dir /tmp/kdtui-soak]
 
 It trains a small shapes run (wrn_10_1, CE, CPU) once straight through, then again under
-fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random 0–3 s — landing in
+fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random time up to 1.5 epochs — landing in
 steps, evaluation and checkpoint/summary writes alike — and kills -9 the process. After
 the last kill it resumes to the end and compares the epoch list, per-epoch test accuracy
 and loss, and the final accuracy. Exit code 0 when everything matches.
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", "train.epochs=12",
+EPOCHS = 12
+SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", f"train.epochs={EPOCHS}",
             "--set", "train.batch_size=64", "--set", "train.device=cpu", "--set", "train.log_every=2",
             "--set", "student.arch=wrn_10_1"]
 
@@ -72,6 +73,7 @@ def main() -> int:
         return 1
     straight_s = time.time() - started
     (straight,) = args.runs_dir.glob("*-straight")
+    epoch_s = straight_s / EPOCHS
     print(f"uninterrupted run: {straight_s:.1f}s", flush=True)
 
     proc = kdtui("run", str(preset), "--headless", "--name", "soak", *SETTINGS, runs_dir=args.runs_dir)
@@ -82,7 +84,7 @@ def main() -> int:
         # moment: inside a step, an evaluation or a checkpoint/summary write.
         while proc.poll() is None and not training(args.runs_dir, proc.pid):
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.0, 1.5 * epoch_s))
         if proc.poll() is not None:
             break  # it finished before this kill
         proc.kill()
