@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -39,7 +40,10 @@ RunsDirOption = typer.Option(None, "--runs-dir", help="Runs folder (default $KDT
 def fail(message: str, code: int = 2) -> "typer.Exit":
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # Messages quote user input (paths, names): escape it so rich shows it as written.
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -124,8 +128,12 @@ def run(
                 raise
             except KeyboardInterrupt:
                 raise typer.Exit(130) from None
-            except Exception as exc:  # a bug, not a user mistake: keep the details in log.txt
-                raise fail(f"{type(exc).__name__}: {exc} (the traceback is in the run's log.txt)", 1) from None
+            except Exception as exc:  # a bug, not a user mistake
+                if os.environ.get("KDTUI_DEBUG"):
+                    raise
+                raise fail(f"{type(exc).__name__}: {exc}. This looks like a bug in kdtui; if a run "
+                           "folder was made, its log.txt has the traceback, else rerun with "
+                           "KDTUI_DEBUG=1 to see it.", 1) from None
     if isinstance(ended, ev.RunStopped):
         raise typer.Exit(stop.exit_code)
     if isinstance(ended, ev.RunFailed):
@@ -136,9 +144,8 @@ def run(
 def presets() -> None:
     """List the presets that come with kdtui."""
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     from kdtui.presets import grouped_presets, presets_dir
 
@@ -279,10 +286,15 @@ def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or fo
     import shutil
 
     from kdtui.engine.launch import process_alive
-    from kdtui.store import resolve_run, runs_root
+    from kdtui.store import RUN_ID, resolve_run, runs_root
 
     with user_errors():
-        run_dir = resolve_run(runs_root(runs_dir), run_ref)
+        root = runs_root(runs_dir)
+        run_dir = resolve_run(root, run_ref)
+        # Only ever delete a run folder of the runs folder, never an arbitrary path.
+        if run_dir.path.resolve().parent != root.resolve() or not RUN_ID.fullmatch(run_dir.id):
+            raise KdtuiError(f"{run_dir.path} is not a run folder of {root}; kdtui only deletes "
+                             "run folders inside the runs folder (see --runs-dir).")
         summary = run_dir.read_summary() or {}
         if summary.get("status") == "running" and process_alive(summary.get("pid"), summary.get("host")):
             raise KdtuiError(f"Run {run_dir.id} is still running (process {summary['pid']}); stop it "

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kdtui.engine import events as ev
@@ -79,7 +80,7 @@ class HeadlessConsole:
         self.console.print(
             f"[bold]{event.run_id}[/] on {event.device}: student {event.config['student']['arch']} "
             f"({event.student_params:,} params){teacher}, {event.epochs} epochs{resumed}\n"
-            f"  run folder: {event.run_dir}")
+            f"  run folder: {escape(event.run_dir)}")
         if self.live:
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
@@ -122,7 +123,7 @@ class HeadlessConsole:
 
     def on_log(self, event: ev.LogMessage) -> None:
         if event.level != "info" and "\n" not in event.text:
-            self.print(f"[{event.level}] {event.text}")
+            self.print(f"[yellow]{escape(event.level)}:[/] {escape(event.text)}")
 
     def _end(self, event: ev.RunEnded, style: str) -> None:
         if self.progress is not None:
@@ -132,6 +133,7 @@ class HeadlessConsole:
         final = f"{event.final_test_acc:.2f}%" if event.final_test_acc is not None else "-"
         error = f": {event.error}" if isinstance(event, ev.RunFailed) else ""
         teacher = f" (teacher {self.teacher_acc:.2f}%)" if self.teacher_acc is not None else ""
+        error = escape(error)
         self.console.print(
             f"[{style}]run {event.status}[/] after {event.epochs_done} epoch(s) in "
             f"{format_duration(event.wall_time_s)}: best test accuracy {best}, final {final}"

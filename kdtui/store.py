@@ -146,7 +146,8 @@ class RunDir:
         dropping torn lines: what a resume from the epoch-``last_epoch`` checkpoint needs
         so that each epoch appears exactly once."""
         kept = [r for r in self.read_metrics()
-                if r.get("event") in ("epoch", "step") and int(r.get("epoch", 0)) <= last_epoch]
+                if r.get("event") in ("epoch", "step") and isinstance(r.get("epoch"), int)
+                and r["epoch"] <= last_epoch]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
@@ -189,7 +190,8 @@ def resolve_run(root: Path, ref: str) -> RunDir:
         return RunDir(candidate.absolute())
     if RUN_ID.fullmatch(ref) and ".." not in ref and (root / ref).is_dir():
         return RunDir(root / ref)
-    matches = [run for run in iter_runs(root) if run.id.endswith(ref)] if RUN_NAME.fullmatch(ref) else []
+    # A bare name picks the run of that name (e.g. "quickstart" or "quickstart-2").
+    matches = [run for run in iter_runs(root) if run.id.split("-", 2)[2] == ref] if RUN_NAME.fullmatch(ref) else []
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

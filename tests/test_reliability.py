@@ -92,13 +92,15 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted_run(tiny_presets):
 
 
 def nan_after(monkeypatch, calls: int, times: int = 10**9) -> None:
-    """Make the CE term NaN from its ``calls``-th call on, ``times`` times."""
+    """Make the CE term NaN from its ``calls``-th training-step call on, ``times`` times."""
     original = CELoss.forward
     counter = {"n": 0}
 
     def forward(self, inputs):
-        counter["n"] += 1
         terms = original(self, inputs)
+        if not torch.is_grad_enabled():  # the dry evaluation at start-up is not a step
+            return terms
+        counter["n"] += 1
         if calls <= counter["n"] < calls + times:
             terms["CE"] = terms["CE"] * float("nan")
         return terms
@@ -109,9 +111,11 @@ def nan_after(monkeypatch, calls: int, times: int = 10**9) -> None:
 def test_nan_stops_the_run_naming_term_epoch_and_step(tiny_presets, monkeypatch):
     # 6 steps per epoch (192 images, batch 32): the 9th call is epoch 2, step 3.
     nan_after(monkeypatch, calls=9)
-    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.log_every=1")
+    result = kdtui("run", "tiny_teacher", "--headless", "--set", "train.log_every=5")
     assert result.exit_code == 2
+    # Checked at step 5, reported at the step where it happened.
     assert "Loss term CE became nan at epoch 2, step 3" in result.output
+    assert "the checkpoint of epoch 1 is kept" in result.output
     run = only_run()
     summary = run.read_summary()
     assert summary["status"] == "failed" and "CE" in summary["error"]
@@ -229,3 +233,54 @@ def test_resolve_run_never_leaves_the_runs_folder(tmp_path):
     for ref in ["../outside", "../../etc", "20260101-000000-x/../../outside"]:
         result = kdtui("runs", "show", ref)
         assert result.exit_code == 2, ref
+
+
+def test_runs_rm_only_deletes_run_folders_of_the_runs_folder(tmp_path):
+    victim = tmp_path / "project"
+    victim.mkdir()
+    (victim / "config.yaml").write_text("student: {arch: wrn_16_1}\n")
+    result = kdtui("runs", "rm", str(victim), "--yes")
+    assert result.exit_code == 2 and "not a run folder" in result.output and victim.exists()
+
+
+def test_a_bare_name_matches_the_run_name_exactly():
+    root = runs_root()
+    fit, amdmis = create_run(root, "fit"), create_run(root, "amdmis")
+    for run in (fit, amdmis):
+        run.write_config({"student": {"arch": "wrn_16_1"}})
+    assert kdtui("runs", "show", "it").exit_code == 2
+    assert kdtui("runs", "show", "mis").exit_code == 2
+    shown = kdtui("runs", "show", "fit")
+    assert shown.exit_code == 0 and fit.id in shown.output
+
+
+def test_an_incompatible_teacher_fails_before_any_run_folder(tiny_presets, tmp_path):
+    from kdtui.models import build_model
+
+    teacher = tmp_path / "r18.pt"
+    torch.save(build_model("resnet18", 10).state_dict(), teacher)  # four stages vs WRN's three
+    result = kdtui("run", "tiny_student", "--headless", "--set", f"teacher.checkpoint={teacher}",
+                   "--set", "teacher.arch=resnet18")
+    assert result.exit_code == 2 and "same number of stages" in result.output
+    assert not runs_root().exists() or not list(runs_root().iterdir())
+
+
+def test_auto_never_takes_a_shortened_run_for_the_teacher(tiny_presets):
+    assert kdtui("run", "tiny_teacher", "--headless", "--set", "train.epochs=1").exit_code == 0
+    result = kdtui("run", "tiny_student", "--headless", "--set", "train.epochs=1")
+    assert result.exit_code == 0 and "training the teacher" in result.output
+    result = kdtui("run", "tiny_student", "--headless", "--set", "train.epochs=1", "--name", "again")
+    assert result.exit_code == 0 and "Teacher: run" in result.output
+
+
+def test_an_unreadable_image_is_a_clear_error(tmp_path):
+    from test_folders import write_images
+
+    root = tmp_path / "imgs"
+    for name in ("a", "b"):
+        write_images(root / "train" / name, 2)
+        write_images(root / "test" / name, 2)
+    (root / "train" / "a" / "000.png").write_bytes(b"not an image")
+    result = kdtui("run", "quickstart_teacher", "--headless", "--set", "data.dataset=imagefolder",
+                   "--set", f"data.root={root}", "--set", "data.num_workers=0")
+    assert result.exit_code == 2 and "Cannot read the image" in result.output and "000.png" in result.output

@@ -138,11 +138,19 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        from PIL import Image
-
         path, label = self.samples[index]
+        return self.transform(open_rgb(path)), label
+
+
+def open_rgb(path: Path):
+    """The image at ``path`` as RGB; an unreadable file is a DataError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
         with Image.open(path) as image:
-            return self.transform(image.convert("RGB")), label
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"Cannot read the image {path} ({exc}); remove or replace it.") from None
 
 
 def _transforms(layout: Layout, size: int, mean, std, augment: bool):
@@ -155,14 +163,11 @@ def _transforms(layout: Layout, size: int, mean, std, augment: bool):
     else:
         train = [v2.Resize((size, size)), v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
         test = [v2.Resize((size, size))]
-    return v2.Compose((train if augment else test[:1]) + to_tensor), v2.Compose(test + to_tensor)
+    return v2.Compose((train if augment else test) + to_tensor), v2.Compose(test + to_tensor)
 
 
 def _image_size(path: Path) -> int:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return max(image.size)
+    return max(open_rgb(path).size)
 
 
 def _channel_stats(samples: list[tuple[Path, int]], size: int) -> tuple[list[float], list[float]]:
@@ -171,12 +176,7 @@ def _channel_stats(samples: list[tuple[Path, int]], size: int) -> tuple[list[flo
 
     prepare = v2.Compose([v2.Resize((size, size)), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
     step = max(len(samples) // 2000, 1)
-    from PIL import Image
-
-    pixels = []
-    for path, _ in samples[::step]:
-        with Image.open(path) as image:
-            pixels.append(prepare(image.convert("RGB")).flatten(1))
+    pixels = [prepare(open_rgb(path)).flatten(1) for path, _ in samples[::step]]
     stacked = torch.cat(pixels, dim=1)
     return stacked.mean(1).tolist(), stacked.std(1).clamp_min(1e-6).tolist()
 

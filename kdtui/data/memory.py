@@ -51,10 +51,11 @@ class InMemoryLoader:
         last_start = max(len(order) - batch_size, 0)
         for start in range(0, last_start + 1, batch_size):
             idx = order[start:start + batch_size]
-            images = normalise(self.images[idx].to(device, non_blocking=True),
-                               self.mean.to(device), self.std.to(device))
+            images = self.images[idx].to(device, non_blocking=True)
             if self.augment:
+                # Crop the uint8 images so the padding is black, as torchvision's RandomCrop.
                 images = random_crop_flip(images, generator)
+            images = normalise(images, self.mean.to(device), self.std.to(device))
             yield images.contiguous(memory_format=torch.channels_last), self.labels[idx].to(device)
 
     def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:

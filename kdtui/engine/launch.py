@@ -20,6 +20,7 @@ from typing import Callable
 from kdtui.config import RunConfig, load_config
 from kdtui.engine import events as ev
 from kdtui.errors import KdtuiError
+from kdtui.losses import LOSSES
 from kdtui.store import RunDir, create_run, resolve_run
 
 SinksFor = Callable[[RunDir], list[ev.Sink]]
@@ -55,10 +56,16 @@ def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
         build_model(cfg.student.arch, num_classes=10)
     data = build_data(cfg.data, seed=cfg.train.seed)
     teacher = teacher_id = None
-    if cfg.teacher is not None:
-        source = find_teacher(cfg.teacher, root)
+    if cfg.teacher is not None and any(LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+        teacher_cfg = teacher_preset_config(cfg, overrides) if cfg.teacher.checkpoint == "auto" else None
+        source = find_teacher(cfg.teacher, root, teacher_cfg.to_dict() if teacher_cfg else None)
         if source is None:
-            source = train_teacher_first(cfg, root, overrides, notify, sinks_for, stop_event)
+            assert teacher_cfg is not None
+            source = train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
+        elif teacher_cfg is not None:
+            accuracy = (resolve_run(root, source.run_id).read_summary() or {}).get("best_test_acc")
+            notify(f"Teacher: run {source.run_id} of preset {teacher_cfg.preset!r}"
+                   + (f" (best test accuracy {accuracy:.2f}%)." if isinstance(accuracy, float) else "."))
         teacher = load_teacher(source, data.num_classes)
         teacher_id = source.run_id
         # Record the concrete teacher, so config.yaml reproduces this exact run.
@@ -67,19 +74,30 @@ def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
     return Prepared(cfg, data, teacher, teacher_id)
 
 
-def train_teacher_first(cfg: RunConfig, root: Path, overrides: tuple[str, ...], notify: Notify,
-                        sinks_for: SinksFor | None, stop_event: threading.Event | None):
-    from kdtui.engine.teacher import teacher_from_run
+def inherited(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(o for o in overrides if o.split("=", 1)[0].strip() in INHERITED_OVERRIDES)
+
+
+def teacher_preset_config(cfg: RunConfig, overrides: tuple[str, ...]) -> RunConfig:
     from kdtui.presets import find_preset
 
     assert cfg.teacher is not None and cfg.teacher.preset
-    preset_path = find_preset(cfg.teacher.preset)
-    inherited = tuple(o for o in overrides if o.split("=", 1)[0].strip() in INHERITED_OVERRIDES)
-    teacher_cfg = load_config(preset_path, inherited)
+    teacher_cfg = load_config(find_preset(cfg.teacher.preset), inherited(overrides))
+    if teacher_cfg.teacher is not None and teacher_cfg.teacher.checkpoint == "auto":
+        raise KdtuiError(f"The teacher preset {cfg.teacher.preset!r} itself needs an 'auto' teacher; "
+                         "train that chain step by step, or give the teacher as a run id or file.")
+    return teacher_cfg
+
+
+def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, overrides: tuple[str, ...],
+                        notify: Notify, sinks_for: SinksFor | None, stop_event: threading.Event | None):
+    from kdtui.engine.teacher import teacher_from_run
+
+    assert cfg.teacher is not None
     notify(f"No finished run of the teacher preset {cfg.teacher.preset!r} in {root}: "
            f"training the teacher ({teacher_cfg.student.arch}) first.")
     run, ended = start_run(teacher_cfg, root, sinks_for=sinks_for, stop_event=stop_event,
-                           notify=notify, overrides=inherited)
+                           notify=notify, overrides=inherited(overrides))
     if not isinstance(ended, ev.RunFinished):
         raise KdtuiError(f"The teacher run {run.id} ended {ended.status}, so the student was not "
                          f"started. Resume the teacher with `kdtui run --resume {run.id}`, then "
@@ -98,12 +116,12 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     prepared = prepare(cfg, root, overrides, notify, sinks_for, stop_event)
     if stop_event is not None and stop_event.is_set():
         raise KdtuiError("Stopped before the run started.")
+    trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
+                      teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event)
     run = create_run(root, name or cfg.preset)
     run.write_config(prepared.cfg.to_dict())
-    sinks = sinks_for(run) if sinks_for else []
-    trainer = Trainer(prepared.cfg, run, prepared.data, teacher=prepared.teacher,
-                      teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
-    return run, trainer.fit()
+    trainer.sinks = sinks_for(run) if sinks_for else []
+    return run, trainer.fit(run)
 
 
 def process_alive(pid: object, host: object) -> bool:
@@ -142,6 +160,6 @@ def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
     cfg = load_config(data=raw)
     prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
     sinks = sinks_for(run) if sinks_for else []
-    trainer = Trainer(prepared.cfg, run, prepared.data, teacher=prepared.teacher,
+    trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                       teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
-    return run, trainer.fit(resume=True)
+    return run, trainer.fit(run, resume=True)

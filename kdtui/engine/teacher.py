@@ -48,12 +48,26 @@ class TeacherSource:
     run_id: str | None
 
 
-def newest_finished_run(root: Path, preset: str) -> RunDir | None:
+# Settings that may differ between the teacher run 'auto' finds and the teacher preset:
+# where the data lives and where/how it ran change nothing about the trained network.
+MATCH_IGNORES = {"preset", "description", "data.root", "data.download", "data.num_workers",
+                 "train.device", "train.amp", "train.log_every", "train.eval_batch_size"}
+
+
+def comparable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    return {key: comparable(value, f"{prefix}{key}.") if isinstance(value, dict) else value
+            for key, value in config.items() if f"{prefix}{key}" not in MATCH_IGNORES}
+
+
+def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
+    """The newest finished run trained with the ``expected`` config (the teacher preset's),
+    so a shortened smoke test of that preset is never taken for the real teacher."""
+    wanted = comparable(expected)
     for run in iter_runs(root):  # newest first
         summary = run.read_summary() or {}
         config = run.read_config() or {}
-        if summary.get("status") == "finished" and config.get("preset") == preset \
-                and (run.checkpoints / "best.pt").exists():
+        if summary.get("status") == "finished" and config.get("preset") == expected.get("preset") \
+                and (run.checkpoints / "best.pt").exists() and comparable(config) == wanted:
             return run
     return None
 
@@ -71,11 +85,13 @@ def teacher_from_run(run: RunDir) -> TeacherSource:
     return TeacherSource(arch=arch, checkpoint=checkpoint, run_id=run.id)
 
 
-def find_teacher(cfg: TeacherConfig, root: Path) -> TeacherSource | None:
-    """Resolve the teacher; ``None`` means 'auto' found no finished run (train it first)."""
+def find_teacher(cfg: TeacherConfig, root: Path,
+                 teacher_preset: dict[str, Any] | None = None) -> TeacherSource | None:
+    """Resolve the teacher; ``None`` means 'auto' found no finished run of
+    ``teacher_preset`` (the resolved teacher preset config): train it first."""
     ref = cfg.checkpoint
     if ref == "auto":
-        run = newest_finished_run(root, cfg.preset or "")
+        run = newest_finished_run(root, teacher_preset or {})
         return teacher_from_run(run) if run else None
     path = Path(ref).expanduser()
     if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file():

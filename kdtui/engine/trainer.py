@@ -8,8 +8,8 @@ epochs, so each epoch is recorded exactly once whatever moment a run was killed.
 
 Usage::
 
-    trainer = Trainer(cfg, run, data, teacher=teacher_net, teacher_id=None, sinks=[writer])
-    ended = trainer.fit(resume=False)
+    trainer = Trainer(cfg, data, teacher=teacher_net, teacher_id=None, sinks=[writer])
+    ended = trainer.fit(run, resume=False)
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run: RunDir, data: DataBundle, *, teacher: nn.Module | None,
+    def __init__(self, cfg: RunConfig, data: DataBundle, *, teacher: nn.Module | None,
                  teacher_id: str | None, sinks: list[ev.Sink],
                  stop_event: threading.Event | None = None) -> None:
-        self.cfg, self.run, self.data = cfg, run, data
+        self.cfg, self.data = cfg, data
+        self.run: RunDir | None = None  # given to fit(): everything above is checked before it exists
         self.sinks = sinks
         self.stop_event = stop_event or threading.Event()
         self.device = resolve_device(cfg.train.device)
@@ -100,8 +101,18 @@ class Trainer:
         with torch.no_grad():
             student_features = self.student(images).features
             teacher_features = self.teacher(images).features if self.teacher is not None else None
+            self.objective.setup(student_features, teacher_features)
+            # One dry loss evaluation: a student/teacher pair the methods cannot compare
+            # (e.g. a different number of stages for AMD) fails here, not at step one.
+            if self.teacher_needed or self.teacher is None:
+                outputs = self.student(images)
+                teacher_out = self.teacher(images) if self.teacher_needed else None
+                self.objective(LossInputs(
+                    student_logits=outputs.logits, student_features=outputs.features,
+                    labels=torch.zeros(2, dtype=torch.long, device=self.device),
+                    teacher_logits=teacher_out.logits if teacher_out is not None else None,
+                    teacher_features=teacher_out.features if teacher_out is not None else None))
         self.student.train()
-        self.objective.setup(student_features, teacher_features)
 
     # -- events -----------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -161,7 +172,8 @@ class Trainer:
             self.student.train()
 
     # -- training -----------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> ev.RunEnded:
+    def fit(self, run: RunDir, resume: bool = False) -> ev.RunEnded:
+        self.run = run
         started = time.time()
         summary = self.run.read_summary() or {}
         if resume:
@@ -193,6 +205,10 @@ class Trainer:
             self.end(ev.RunFailed, started, error=str(exc))
             raise
         except OSError as exc:  # disk full, folder removed or made read-only mid-run
+            if exc.errno is None:  # e.g. PIL's UnidentifiedImageError: not a write problem
+                self.log(traceback.format_exc(), level="error")
+                self.end(ev.RunFailed, started, error=f"{type(exc).__name__}: {exc}")
+                raise
             message = (f"Could not write to the run folder {self.run.path}: "
                        f"{exc.strerror or exc}. Free space (or fix permissions), then continue "
                        f"with `kdtui run --resume {self.run.id}`; the last complete checkpoint is kept.")
@@ -225,6 +241,7 @@ class Trainer:
         seen = 0
         window_steps = 0
         skipped = 0
+        first_bad: torch.Tensor | None = None
         epoch_start = time.time()
         step = 0
         for step, (images, labels) in enumerate(
@@ -258,6 +275,11 @@ class Trainer:
             self.optimizer.step()
 
             terms = {**{k: v.detach().float() for k, v in terms.items()}, "total": total.detach()}
+            if first_bad is None:
+                first_bad = torch.full((len(terms),), -1, dtype=torch.long, device=self.device)
+            # Remember, per term, the first step it was not finite — on the device, no sync.
+            newly_bad = ~torch.isfinite(torch.stack(list(terms.values()))) & (first_bad < 0)
+            first_bad = torch.where(newly_bad, torch.full_like(first_bad, step), first_bad)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0) + value
                 window[name] = window.get(name, 0) + value
@@ -266,7 +288,7 @@ class Trainer:
             seen += len(labels)
             if step % cfg.log_every == 0 and window_steps:
                 means = self.check_finite(
-                    {k: (v / max(window_steps, 1)).item() for k, v in window.items()}, epoch, step)
+                    {k: (v / max(window_steps, 1)).item() for k, v in window.items()}, epoch, first_bad)
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
@@ -274,7 +296,7 @@ class Trainer:
                 window, window_steps = {}, 0
         train_time = time.time() - epoch_start
         done = max(step - skipped, 1)
-        loss = self.check_finite({k: (v / done).item() for k, v in sums.items()}, epoch, step)
+        loss = self.check_finite({k: (v / done).item() for k, v in sums.items()}, epoch, first_bad)
         self.check_weights(epoch)
         test_acc = self.evaluate_student()
         self.epoch, self.last_test_acc = epoch, test_acc
@@ -288,23 +310,36 @@ class Trainer:
             img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
         ))
         state = self.state()
-        save_checkpoint(self.run.checkpoints / "last.pt", state)
+        # best.pt first: a kill between the two writes then leaves last.pt at the previous
+        # epoch, and the resumed run redoes (and re-saves) this one.
         if is_best:
             save_checkpoint(self.run.checkpoints / "best.pt", state)
+        save_checkpoint(self.run.checkpoints / "last.pt", state)
         return True
 
-    def check_weights(self, epoch: int) -> None:
-        for name, param in self.student.named_parameters():
-            if not torch.isfinite(param).all():
-                raise DivergenceError(
-                    f"Student weight {name} holds NaN/Inf after epoch {epoch}; the run was stopped "
-                    "and the last good checkpoint kept. Lower train.lr or the loss weights.")
+    def kept_checkpoint(self) -> str:
+        return (f"the checkpoint of epoch {self.epoch} is kept" if self.epoch
+                else "no checkpoint had been written yet")
 
-    @staticmethod
-    def check_finite(values: dict[str, float], epoch: int, step: int) -> dict[str, float]:
-        for name, value in values.items():
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"Loss term {name} became {value} at epoch {epoch}, step {step}; the run was "
-                    "stopped and the last good checkpoint kept. Lower train.lr or the loss weights.")
-        return values
+    def check_weights(self, epoch: int) -> None:
+        tensors = {**self.student.state_dict(), **{f"loss.{k}": v for k, v in self.objective.state_dict().items()}}
+        floats = {k: v for k, v in tensors.items() if v.is_floating_point()}
+        finite = torch.stack([torch.isfinite(v).all() for v in floats.values()])
+        if not finite.all():  # one host sync per epoch
+            name = list(floats)[int((~finite).nonzero()[0])]
+            raise DivergenceError(
+                f"Weight {name} holds NaN/Inf after epoch {epoch}; the run was stopped and "
+                f"{self.kept_checkpoint()}. Lower train.lr or the loss weights.")
+
+    def check_finite(self, values: dict[str, float], epoch: int,
+                     first_bad: torch.Tensor | None) -> dict[str, float]:
+        if all(math.isfinite(v) for v in values.values()) or first_bad is None:
+            return values
+        steps = first_bad.tolist()
+        names = list(values)
+        bad = [(step, name) for step, name in zip(steps, names) if step >= 0]
+        step, name = min(bad) if bad else (-1, next(n for n, v in values.items() if not math.isfinite(v)))
+        raise DivergenceError(
+            f"Loss term {name} became {values[name]} at epoch {epoch}, step {step}; the run was "
+            f"stopped and {self.kept_checkpoint()}. Lower train.lr or the loss weights, or set "
+            "train.nan_policy: skip.")
