@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-EPOCHS = 12
+EPOCHS = 16
 SETTINGS = ["--set", "data.train_size=1024", "--set", "data.test_size=512", "--set", f"train.epochs={EPOCHS}",
             "--set", "train.batch_size=64", "--set", "train.device=cpu", "--set", "train.log_every=2",
             "--set", "student.arch=wrn_10_1"]
