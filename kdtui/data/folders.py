@@ -12,7 +12,6 @@ Usage::
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from kdtui.data.base import DataBundle
+from kdtui.data.memory import stratified_indices
 from kdtui.errors import DataError
 
 if TYPE_CHECKING:
@@ -112,22 +112,11 @@ def scan_tiny_imagenet_val(folder: Path, classes: list[str], layout: Layout) -> 
     return samples
 
 
-def stratified_subset(samples: list[tuple[Path, int]], count: int | None, seed: int,
-                      num_classes: int) -> list[tuple[Path, int]]:
+def stratified_subset(samples: list[tuple[Path, int]], count: int | None, seed: int
+                      ) -> list[tuple[Path, int]]:
     """``count`` samples spread evenly over the classes (seeded), or all of them."""
-    if count is None or count >= len(samples):
-        return samples
-    rng = random.Random(seed)
-    by_class: dict[int, list[tuple[Path, int]]] = {}
-    for sample in samples:
-        by_class.setdefault(sample[1], []).append(sample)
-    per_class, extra = divmod(count, num_classes)
-    chosen = []
-    for label in sorted(by_class):
-        items = list(by_class[label])
-        rng.shuffle(items)
-        chosen.extend(items[:per_class + (1 if label < extra else 0)])
-    return sorted(chosen, key=lambda s: (s[1], str(s[0])))
+    labels = torch.tensor([label for _, label in samples])
+    return [samples[i] for i in stratified_indices(labels, count, seed).tolist()]
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -199,8 +188,8 @@ def build_folder_dataset(cfg: "DataConfig", seed: int, layout: Layout) -> DataBu
             missing = sorted(set(classes) ^ set(test_classes))[:5]
             raise DataError(f"{layout.name}: {train_dir} and {test_dir} hold different class folders "
                             f"(e.g. {', '.join(missing)}); both must have the same classes.")
-    train = stratified_subset(train, cfg.train_subset, seed=cfg.seed, num_classes=len(classes))
-    test = stratified_subset(test, cfg.test_subset, seed=cfg.seed + 1, num_classes=len(classes))
+    train = stratified_subset(train, cfg.train_subset, seed=cfg.seed)
+    test = stratified_subset(test, cfg.test_subset, seed=cfg.seed + 1)
     size = cfg.image_size or layout.image_size or _image_size(train[0][0])
     mean, std = (layout.mean, layout.std) if layout.mean else _channel_stats(train, size)
     if cfg.mean is not None and cfg.std is not None:

@@ -29,28 +29,13 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller
 from kdtui.schema import option
 
 TERMS = ("A", "P", "N")
 NORM_EPS = 1e-6  # guards ‖·‖ of an all-zero map (spec: eps ≈ 1e-6)
 ACOS_EPS = 1e-7  # keeps arccos (and its gradient) finite at ±1 (spec: ε ≈ 1e-7)
 GLOBAL_WEIGHT, LOCAL_WEIGHT = 0.8, 0.2  # the paper's global : local = 8 : 2
-
-
-def _pool_pair(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
-    """Adaptive-average-pool the larger map down to the smaller one.
-
-    Each spatial dimension goes to the smaller of the two, which is "pool the larger map"
-    whenever one map is at least as large in both H and W, and still defined otherwise.
-    """
-    (hs, ws), (ht, wt) = fs.shape[-2:], ft.shape[-2:]
-    size = (min(hs, ht), min(ws, wt))
-    if (hs, ws) != size:
-        fs = F.adaptive_avg_pool2d(fs, size)
-    if (ht, wt) != size:
-        ft = F.adaptive_avg_pool2d(ft, size)
-    return fs, ft
 
 
 def _positive_map(feat: Tensor) -> Tensor:
@@ -139,7 +124,7 @@ def amd_terms(
             fs = fs.float()
             with torch.no_grad():
                 ft = ft.detach().float()
-            fs, ft = _pool_pair(fs, ft)
+            fs, ft = pool_to_smaller(fs, ft)
             qs = _positive_map(fs)
             with torch.no_grad():
                 qt = _positive_map(ft)

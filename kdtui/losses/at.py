@@ -29,19 +29,8 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller
 from kdtui.schema import option
-
-
-def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
-    """Adaptive-average-pool each spatial dimension of a B×C×H×W pair to the smaller size."""
-    (hs, ws), (ht, wt) = fs.shape[-2:], ft.shape[-2:]
-    size = (min(hs, ht), min(ws, wt))
-    if (hs, ws) != size:
-        fs = F.adaptive_avg_pool2d(fs, size)
-    if (ht, wt) != size:
-        ft = F.adaptive_avg_pool2d(ft, size)
-    return fs, ft
 
 
 def check_layers(name: str, layers: Sequence[int] | None) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -69,3 +70,18 @@ class LossMethod(nn.Module):
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """The value this method's weight multiplies; by default the sum of its terms."""
         return torch.stack(list(terms.values())).sum()
+
+
+def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
+    """Adaptive-average-pool a B×C×H×W student/teacher pair to the smaller spatial size.
+
+    Each dimension goes to the smaller of the two: "pool the larger map" whenever one map
+    is at least as large in both H and W (as AT and AMD do), and still defined otherwise.
+    """
+    (hs, ws), (ht, wt) = fs.shape[-2:], ft.shape[-2:]
+    size = (min(hs, ht), min(ws, wt))
+    if (hs, ws) != size:
+        fs = F.adaptive_avg_pool2d(fs, size)
+    if (ht, wt) != size:
+        ft = F.adaptive_avg_pool2d(ft, size)
+    return fs, ft
