@@ -227,6 +227,9 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     if raw.get("teacher") is not None:
         cfg.teacher = build(TeacherConfig, raw["teacher"], where="teacher")
     cfg.loss = _build_losses(raw.get("loss"), LOSSES)
+    if cfg.data.root is not None:
+        # Recorded absolute, so config.yaml reproduces the run from any directory.
+        cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
 
     if cfg.student.arch not in MODELS:
         raise ConfigError("student.arch: " + MODELS.unknown_message(cfg.student.arch))

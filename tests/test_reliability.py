@@ -21,7 +21,7 @@ from kdtui.errors import KdtuiError
 from kdtui.losses.ce import CELoss
 from kdtui.store import RunStoreWriter, create_run, iter_runs, read_jsonl, runs_root
 
-from test_run import kdtui
+from test_run import StopAfterEpoch, kdtui
 
 
 def start_cli(*args: str) -> subprocess.Popen:
@@ -284,3 +284,23 @@ def test_an_unreadable_image_is_a_clear_error(tmp_path):
     result = kdtui("run", "quickstart_teacher", "--headless", "--set", "data.dataset=imagefolder",
                    "--set", f"data.root={root}", "--set", "data.num_workers=0")
     assert result.exit_code == 2 and "Cannot read the image" in result.output and "000.png" in result.output
+
+
+def test_resume_with_an_edited_config_is_a_clear_error(tiny_presets):
+    import yaml
+
+    stop = threading.Event()
+    cfg = load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=3"])
+    run, _ = start_run(cfg, runs_root(), stop_event=stop, notify=lambda _: None,
+                       sinks_for=lambda r: [RunStoreWriter(r), StopAfterEpoch(1, stop)])
+    edited = run.read_config()
+    edited["student"]["arch"] = "wrn_16_1"
+    run.config_path.write_text(yaml.safe_dump(edited))
+    result = kdtui("run", "--resume", run.id)
+    assert result.exit_code == 2 and "does not belong to this run's config" in result.output
+
+
+def test_relative_data_root_is_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(data={"student": {"arch": "wrn_16_1"}, "data": {"root": "datasets"}})
+    assert cfg.data.root == str(tmp_path / "datasets")

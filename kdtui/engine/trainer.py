@@ -32,7 +32,7 @@ from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
 from kdtui.engine.teacher import FrozenTeacher
-from kdtui.errors import ConfigError, KdtuiError
+from kdtui.errors import CheckpointError, ConfigError, KdtuiError
 from kdtui.losses.base import LossInputs
 from kdtui.models import build_model, count_parameters
 from kdtui.store import RunDir
@@ -141,9 +141,20 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
-        self.student.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.objective.load_state_dict(state["objective"])
+        if state.get("format") != CHECKPOINT_FORMAT or (state.get("arch"), state.get("num_classes")) != (
+                self.cfg.student.arch, self.data.num_classes):
+            raise CheckpointError(
+                f"Checkpoint {path} does not belong to this run's config (it holds "
+                f"{state.get('arch')} for {state.get('num_classes')} classes, format "
+                f"{state.get('format')}; config.yaml asks for {self.cfg.student.arch} with "
+                f"{self.data.num_classes} classes). Was config.yaml edited? Restore it, or start a new run.")
+        try:
+            self.student.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.objective.load_state_dict(state["objective"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"Checkpoint {path} does not fit this run's model, optimiser or "
+                                  f"loss modules ({str(exc).splitlines()[0]}).") from None
         self.epoch = int(state["epoch"])
         self.best_test_acc = float(state["best_test_acc"])
         self.best_epoch = int(state["best_epoch"])
