@@ -44,6 +44,14 @@ class DivergenceError(KdtuiError):
     """A loss term became NaN or infinite."""
 
 
+def to_floats(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+    """Means of accumulated device scalars, fetched with one host sync."""
+    if not sums:
+        return {}
+    values = (torch.stack(list(sums.values())) / max(count, 1)).tolist()
+    return dict(zip(sums, values))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,6 +94,7 @@ class Trainer:
             cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
         self.steps_per_epoch = max(data.train_size // cfg.train.batch_size, 1)
         self.epoch = 0
+        self.saved_epoch = 0  # the epoch last.pt holds: what a resume continues after
         self.best_test_acc = -1.0
         self.best_epoch = 0
         self.last_test_acc: float | None = None
@@ -155,7 +164,7 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"Checkpoint {path} does not fit this run's model, optimiser or "
                                   f"loss modules ({str(exc).splitlines()[0]}).") from None
-        self.epoch = int(state["epoch"])
+        self.epoch = self.saved_epoch = int(state["epoch"])
         self.best_test_acc = float(state["best_test_acc"])
         self.best_epoch = int(state["best_epoch"])
         self.last_test_acc = state.get("last_test_acc")
@@ -233,7 +242,7 @@ class Trainer:
             raise
 
     def end(self, kind: type[ev.RunEnded], started: float, **extra: Any) -> ev.RunEnded:
-        event = kind(epochs_done=self.epoch,
+        event = kind(epochs_done=self.saved_epoch,
                      best_test_acc=self.best_test_acc if self.best_epoch else None,
                      final_test_acc=self.last_test_acc, wall_time_s=time.time() - started, **extra)
         self.emit(event)
@@ -298,8 +307,7 @@ class Trainer:
             correct += (student_out.logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
             if step % cfg.log_every == 0 and window_steps:
-                means = self.check_finite(
-                    {k: (v / max(window_steps, 1)).item() for k, v in window.items()}, epoch, first_bad)
+                means = self.check_finite(to_floats(window, window_steps), epoch, first_bad)
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
@@ -307,7 +315,7 @@ class Trainer:
                 window, window_steps = {}, 0
         train_time = time.time() - epoch_start
         done = max(step - skipped, 1)
-        loss = self.check_finite({k: (v / done).item() for k, v in sums.items()}, epoch, first_bad)
+        loss = self.check_finite(to_floats(sums, done), epoch, first_bad)
         self.check_weights(epoch)
         test_acc = self.evaluate_student()
         self.epoch, self.last_test_acc = epoch, test_acc
@@ -326,6 +334,7 @@ class Trainer:
         if is_best:
             save_checkpoint(self.run.checkpoints / "best.pt", state)
         save_checkpoint(self.run.checkpoints / "last.pt", state)
+        self.saved_epoch = epoch
         return True
 
     def kept_checkpoint(self) -> str:
