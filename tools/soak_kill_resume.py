@@ -3,7 +3,7 @@ each time, and check it ends exactly like an uninterrupted run with the same see
 
 Usage::
 
-    python tools/soak_kill_resume.py --kills 20 [--seed 0] [--runs-dir /tmp/kdtui-soak]
+    python tools/soak_kill_resume.py --kills 20 [--seed 0] [--runs-dir DIR]
 
 It trains a small shapes run (wrn_10_1, CE, CPU) once straight through, then again under
 fire: each cycle starts the run (or `--resume`s it), waits until it trains, then a random time up to 1.5 epochs — landing in
@@ -19,6 +19,7 @@ import json
 import random
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/kdtui-soak"))
+    parser.add_argument("--runs-dir", type=Path, default=Path(tempfile.gettempdir()) / "kdtui-soak")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     shutil.rmtree(args.runs_dir, ignore_errors=True)
