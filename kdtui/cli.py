@@ -30,6 +30,7 @@ from kdtui.errors import KdtuiError
 app = typer.Typer(
     help="kdtui: knowledge distillation for image classifiers — train, compare and watch runs.",
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+    rich_markup_mode=None,  # plain help text: skips rich's markdown import, keeps --help fast
 )
 runs_app = typer.Typer(help="Browse past runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
