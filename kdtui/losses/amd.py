@@ -29,7 +29,7 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller
+from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pairs
 from kdtui.schema import option
 
 TERMS = ("A", "P", "N")
@@ -97,21 +97,13 @@ def amd_terms(
     ``local=True`` each term is 0.8·global + 0.2·(mean over the four quadrants of the
     globally normalised Qp). Gradient reaches the student features only.
     """
-    student_feats, teacher_feats = list(student_feats), list(teacher_feats)
-    if len(student_feats) != len(teacher_feats):
-        raise ConfigError(
-            f"AMD pairs student and teacher feature maps layer by layer, but the student gives "
-            f"{len(student_feats)} maps and the teacher {len(teacher_feats)}: choose models "
-            f"(or feature layers) with the same number of stages."
-        )
-    if not student_feats:
-        raise ConfigError("AMD needs at least one student/teacher feature-map pair; got none.")
+    pairs = select_pairs("AMD", student_feats, teacher_feats, None)
 
     margin, scale = float(margin), float(scale)
-    totals = {k: student_feats[0].new_zeros((), dtype=torch.float32) for k in TERMS}
+    totals = {k: pairs[0][0].new_zeros((), dtype=torch.float32) for k in TERMS}
     # float32 throughout, autocast off: s = 64 puts e^64 and 1 − 1e-7 out of reach of bf16/fp16.
-    with torch.autocast(device_type=student_feats[0].device.type, enabled=False):
-        for index, (fs, ft) in enumerate(zip(student_feats, teacher_feats)):
+    with torch.autocast(device_type=pairs[0][0].device.type, enabled=False):
+        for index, (fs, ft) in enumerate(pairs):
             if fs.dim() != 4 or ft.dim() != 4:
                 raise ValueError(
                     f"AMD pair {index}: expected B×C×H×W maps, got shapes "
@@ -148,7 +140,7 @@ def amd_terms(
                 }
             for k in TERMS:
                 totals[k] = totals[k] + pair[k]
-    return {k: v / len(student_feats) for k, v in totals.items()}
+    return {k: v / len(pairs) for k, v in totals.items()}
 
 
 @dataclass

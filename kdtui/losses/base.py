@@ -20,10 +20,12 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from kdtui.errors import ConfigError
 from torch import Tensor, nn
 
 
@@ -85,3 +87,56 @@ def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
     if (ht, wt) != size:
         ft = F.adaptive_avg_pool2d(ft, size)
     return fs, ft
+
+
+def check_layers(name: str, layers: Sequence[int] | None) -> None:
+    """Options check shared by methods with a ``layers`` list (the schema cannot see duplicates)."""
+    if layers is None:
+        return
+    if not layers:
+        raise ConfigError(f"{name}.layers: must not be empty; e.g. [-1] for the last feature map.")
+    duplicates = sorted({i for i in layers if list(layers).count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"{name}.layers: {duplicates} listed more than once in {list(layers)!r}.")
+
+
+def select_pairs(
+    name: str,
+    student_features: Sequence[Tensor],
+    teacher_features: Sequence[Tensor] | None,
+    layers: Sequence[int] | None,
+) -> list[tuple[Tensor, Tensor]]:
+    """The (student, teacher) feature maps at ``layers`` (all pairs when ``None``).
+
+    Raises :class:`ConfigError` when there is no teacher, the two networks give different
+    numbers of feature maps (depths would not match), or an index is out of range.
+    """
+    student, teacher = list(student_features), teacher_features
+    if teacher is None:
+        raise ConfigError(
+            f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'."
+        )
+    teacher = list(teacher)
+    if len(student) != len(teacher):
+        raise ConfigError(
+            f"{name} pairs student and teacher feature maps layer by layer, but the student "
+            f"gives {len(student)} maps and the teacher {len(teacher)}: choose models with the "
+            f"same number of stages."
+        )
+    if not student:
+        raise ConfigError(f"{name} needs at least one student/teacher feature-map pair; got none.")
+    indices = range(len(student)) if layers is None else layers
+    bad = [i for i in indices if not -len(student) <= i < len(student)]
+    if bad:
+        raise ConfigError(
+            f"{name}.layers: {bad} out of range; the networks give {len(student)} feature maps, "
+            f"so use 0..{len(student) - 1} (or -1 for the last)."
+        )
+    return [(student[i], teacher[i]) for i in indices]
+
+
+def require_teacher_logits(name: str, inputs: LossInputs) -> Tensor:
+    """The teacher's logits, or a clear error for a method used without a teacher."""
+    if inputs.teacher_logits is None:
+        raise ConfigError(f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'.")
+    return inputs.teacher_logits

@@ -30,9 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, require_teacher_logits
 from kdtui.schema import option
 
 GT_SHIFT = 1000.0  # mdistiller's "− 1000 · gt_mask"
@@ -90,12 +89,8 @@ class DKDLoss(LossMethod):
     needs_teacher = True
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
-        if inputs.teacher_logits is None:
-            raise ConfigError(
-                "Loss 'dkd' needs a teacher, but the run has none: add a teacher or drop 'dkd'."
-            )
         return dkd_terms(
-            inputs.student_logits, inputs.teacher_logits, inputs.labels, self.options.temperature
+            inputs.student_logits, require_teacher_logits("dkd", inputs), inputs.labels, self.options.temperature
         )
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:

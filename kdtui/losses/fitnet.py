@@ -36,8 +36,7 @@ from torch import Tensor, nn
 
 from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.at import select_pairs
-from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller
+from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pairs
 from kdtui.schema import option
 
 

@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, require_teacher_logits
 from kdtui.schema import option
 
 
@@ -49,12 +48,8 @@ class KDLoss(LossMethod):
     needs_teacher = True
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
-        if inputs.teacher_logits is None:
-            raise ConfigError(
-                "Loss 'kd' needs a teacher, but the run has none: add a teacher or drop 'kd'."
-            )
         return {
             "KD": kd_divergence(
-                inputs.student_logits, inputs.teacher_logits, self.options.temperature
+                inputs.student_logits, require_teacher_logits("kd", inputs), self.options.temperature
             )
         }

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdtui.losses import LOSSES
-from kdtui.losses.at import check_layers, select_pairs
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, check_layers, select_pairs
 from kdtui.schema import option
 
 
