@@ -166,10 +166,6 @@ def apply_override(data: dict[str, Any], keys: list[str], value: Any) -> None:
     node[keys[-1]] = value
 
 
-def default_preset_name(path: Path) -> str:
-    return path.stem
-
-
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
                 data: dict[str, Any] | None = None) -> RunConfig:
     """Load a preset file (or an already-read mapping), apply overrides, validate."""
@@ -178,7 +174,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         raw = copy.deepcopy(data)
     elif path is not None:
         raw = read_yaml_mapping(Path(path))
-        raw.setdefault("preset", default_preset_name(Path(path)))
+        raw.setdefault("preset", Path(path).stem)
     else:
         raw = {}
     _expand_loss_shorthand(raw)

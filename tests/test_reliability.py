@@ -227,12 +227,20 @@ def test_unwritable_runs_folder(tiny_presets, tmp_path):
     assert result.exit_code == 2 and "Cannot create the runs folder" in result.output
 
 
-def test_resolve_run_never_leaves_the_runs_folder(tmp_path):
-    outside = tmp_path / "outside"
+def test_run_ids_cannot_traverse_out_of_the_runs_folder(tmp_path, monkeypatch):
+    """A reference that is not an existing run-folder path is looked up as an id or name
+    inside the runs folder only; '..' never leads to a neighbouring run-like folder."""
+    root = runs_root()
+    root.mkdir(parents=True)
+    outside = root.parent / "outside"
     outside.mkdir()
-    for ref in ["../outside", "../../etc", "20260101-000000-x/../../outside"]:
-        result = kdtui("runs", "show", ref)
-        assert result.exit_code == 2, ref
+    (outside / "config.yaml").write_text("student: {arch: wrn_16_1}\n")
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)  # so the references below are not existing paths from here
+    for ref in ["../outside", "20260101-000000-x/../../outside", "../../outside/.."]:
+        result = kdtui("runs", "show", ref, "--runs-dir", str(root))
+        assert result.exit_code == 2 and "No run" in result.output, ref
 
 
 def test_runs_rm_only_deletes_run_folders_of_the_runs_folder(tmp_path):
