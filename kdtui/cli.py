@@ -29,13 +29,38 @@ from kdtui.errors import KdtuiError
 
 app = typer.Typer(
     help="kdtui: knowledge distillation for image classifiers — train, compare and watch runs.",
-    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+    add_completion=False, pretty_exceptions_enable=False, invoke_without_command=True,
     rich_markup_mode=None,  # plain help text: skips rich's markdown import, keeps --help fast
 )
-runs_app = typer.Typer(help="Browse past runs.", no_args_is_help=True)
+runs_app = typer.Typer(help="Browse past runs: the runs viewer, or ls/show/rm.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
 
 RunsDirOption = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")
+
+
+def interactive() -> bool:
+    """Whether the Textual app can run here: a terminal on both ends."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def open_app(root: Path, **kwargs: object) -> None:
+    from kdtui.tui.app import KdtuiApp
+
+    KdtuiApp(root, **kwargs).run()  # type: ignore[arg-type]
+
+
+@app.callback()
+def home(ctx: typer.Context,
+         runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Runs folder for the app.")) -> None:
+    """With no command: the app's home screen (launcher and recent runs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not interactive():
+        print(ctx.get_help())
+        raise typer.Exit(0)
+    from kdtui.store import runs_root
+
+    open_app(runs_root(runs_dir), start="home")
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
@@ -91,22 +116,45 @@ def run(
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the preset name)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Resume a stopped or failed run (id or folder)."),
     runs_dir: Optional[Path] = RunsDirOption,
+    announce: Optional[Path] = typer.Option(None, "--announce", hidden=True,
+                                            help="Append each run id created to this file (used by the app)."),
 ) -> None:
-    """Train a run from a preset, or resume one. (The live dashboard comes with the app;
-    until then every run is headless.)"""
+    """Train a run from a preset, or resume one: in the app's live dashboard, or with
+    --headless in this shell (also when the output is not a terminal)."""
     from kdtui.config import load_config
     from kdtui.console import HeadlessConsole
     from kdtui.engine import events as ev
     from kdtui.presets import find_preset
-    from kdtui.store import RunStoreWriter, runs_root
+    from kdtui.store import RunDir, RunStoreWriter, resolve_run, runs_root
 
     with user_errors():
         if (preset is None) == (resume is None):
             raise KdtuiError("Give either a PRESET to start a run or --resume RUN to continue one, "
                              "e.g. `kdtui run presets/quickstart.yaml --headless`.")
         root = runs_root(runs_dir)
+        if not headless and interactive():
+            if resume is None:
+                load_config(find_preset(preset), tuple(overrides))  # bad input: error here, not in the app
+                args = [preset, *(a for o in overrides for a in ("--set", o))] + (["--name", name] if name else [])
+            else:
+                resolve_run(root, resume)
+                args = ["--resume", resume]
+            open_app(root, start="run", run_args=args)
+            return
         console = HeadlessConsole()
-        sinks_for = lambda run_dir: [RunStoreWriter(run_dir), console]  # noqa: E731
+        wanted_preset = None
+
+        def sinks_for(run_dir: RunDir) -> list:
+            if announce is not None:
+                from kdtui.tui.process import announce as announce_run
+
+                # A run of another preset than the one asked for is its teacher, trained first.
+                run_preset = (run_dir.read_config() or {}).get("preset")
+                role = "resume" if resume else ("teacher" if run_preset != wanted_preset else "student")
+                announce_run(announce, run_dir, role)
+            return [RunStoreWriter(run_dir), console]
+
+
         notify = lambda text: console.console.print(f"[bold cyan]{text}[/]")  # noqa: E731
         with StopOnSignal() as stop:
             from kdtui.engine.launch import resume_run, start_run
@@ -120,6 +168,7 @@ def run(
                                           notify=notify)
                 else:
                     cfg = load_config(find_preset(preset), tuple(overrides))
+                    wanted_preset = cfg.preset
                     _, ended = start_run(cfg, root, name=name, sinks_for=sinks_for,
                                          stop_event=stop.event, notify=notify,
                                          overrides=tuple(overrides))
@@ -218,6 +267,35 @@ def models(
 
 def _acc(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+@app.command()
+def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name or folder."),
+          runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Open the live dashboard of a run: followed as it trains (whoever started it), or
+    complete when it has ended."""
+    from kdtui.store import resolve_run, runs_root
+
+    with user_errors():
+        root = runs_root(runs_dir)
+        run_dir = resolve_run(root, run_ref)
+        if not interactive():
+            raise KdtuiError("kdtui watch needs a terminal; use `kdtui runs show "
+                             f"{run_dir.id}` to print the run instead.")
+    open_app(root, start="watch", run_ref=str(run_dir.path))
+
+
+@runs_app.callback()
+def runs_viewer(ctx: typer.Context, runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """With no subcommand: the runs viewer (sort, filter, compare, resume, delete, export)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kdtui.store import runs_root
+
+    if not interactive():
+        print(ctx.get_help())
+        raise typer.Exit(0)
+    open_app(runs_root(runs_dir), start="runs")
 
 
 @runs_app.command("ls")

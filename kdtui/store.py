@@ -225,6 +225,8 @@ class RunStoreWriter:
             self.summary.setdefault("wall_time_s", 0.0)
             self._process_start_wall = self.summary["wall_time_s"]
             self._process_start = event.time
+            # Readers (the dashboard) tell the elapsed time of a live run from these two.
+            self.summary.update(process_started_at=event.time, wall_time_base_s=self._process_start_wall)
             self._write_summary()
             self._log(f"run {event.run_id} started on {event.device}"
                       + (f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""))

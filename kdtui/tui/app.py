@@ -1,0 +1,101 @@
+"""The kdtui Textual app.
+
+One app, four ways in: ``kdtui`` (home: launcher and recent runs), ``kdtui run PRESET``
+(straight into the new run's dashboard), ``kdtui watch RUN`` (a run's dashboard) and
+``kdtui runs`` (the runs viewer). Screens call the methods below to move between each other
+and to start runs; training always happens in a child process (see :mod:`.process`).
+
+Usage::
+
+    KdtuiApp(runs_root(), start="watch", run_ref="20261128-101500-quickstart").run()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from kdtui.store import RunDir, resolve_run
+from kdtui.tui.process import Launch
+
+Start = Literal["home", "run", "watch", "runs"]
+
+
+class KdtuiApp(App[None]):
+    TITLE = "kdtui"
+    # Every screen's stylesheet is loaded here: Textual does not load a Screen's own
+    # CSS_PATH when that screen is the app's default screen.
+    CSS_PATH = ["styles/app.tcss", "styles/dashboard.tcss", "styles/dialogs.tcss"]
+    BINDINGS = [
+        Binding("question_mark", "toggle_help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+    ]
+
+    def __init__(self, root: Path, *, start: Start = "home", run_ref: str | None = None,
+                 run_args: list[str] | None = None, poll_interval: float = 0.5) -> None:
+        super().__init__()
+        self.runs_root = root
+        self.start = start
+        self.run_ref = run_ref
+        self.run_args = run_args or []
+        self.poll_interval = poll_interval
+        self.launches: list[Launch] = []
+        self.theme = "textual-dark"
+
+    def get_default_screen(self) -> Screen:
+        if self.start == "watch":
+            from kdtui.tui.screens.dashboard import DashboardScreen
+
+            assert self.run_ref is not None
+            return DashboardScreen(run=resolve_run(self.runs_root, self.run_ref))
+        if self.start == "run":
+            from kdtui.tui.screens.dashboard import DashboardScreen
+
+            return DashboardScreen(launch=self._launch(self.run_args))
+        if self.start == "runs":
+            from kdtui.tui.screens.runs import RunsScreen
+
+            return RunsScreen()
+        from kdtui.tui.screens.home import HomeScreen
+
+        return HomeScreen()
+
+    # --- navigation and actions the screens use ----------------------------------------
+
+    def _launch(self, run_args: list[str]) -> Launch:
+        launch = Launch.start(run_args, self.runs_root)
+        self.launches.append(launch)
+        return launch
+
+    def start_run(self, run_args: list[str]) -> None:
+        """Start ``kdtui run <run_args> --headless`` in a child process and watch it."""
+        from kdtui.tui.screens.dashboard import DashboardScreen
+
+        self.push_screen(DashboardScreen(launch=self._launch(run_args)))
+
+    def resume_run(self, run_id: str) -> None:
+        self.start_run(["--resume", run_id])
+
+    def open_dashboard(self, run: RunDir | str) -> None:
+        from kdtui.tui.screens.dashboard import DashboardScreen
+
+        run_dir = run if isinstance(run, RunDir) else resolve_run(self.runs_root, run)
+        self.push_screen(DashboardScreen(run=run_dir))
+
+    def open_runs(self) -> None:
+        from kdtui.tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

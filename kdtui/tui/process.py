@@ -1,0 +1,115 @@
+"""Training processes started by the app, and stopping any run by its process id.
+
+The app trains in a separate process: ``python -m kdtui run … --headless`` in a session of
+its own, writing to the run folder like any headless run. So training never shares the
+UI's event loop or interpreter lock, and quitting the app may leave the run going (watch it
+later with ``kdtui watch``). The child appends each run folder it creates (the teacher
+first, when 'auto' has to train one, then the student) to an announce file the app reads.
+
+Usage::
+
+    launch = Launch.start(["presets/quickstart.yaml", "--set", "train.epochs=2"], runs_root())
+    launch.announced()      # [('20261128-101500-quickstart_teacher', 'teacher'), ...]
+    stop_run(summary)       # SIGTERM to the run's process: it checkpoints and stops
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdtui.store import RunDir
+
+
+def launches_dir(root: Path) -> Path:
+    # A dot-folder of the runs folder: never mistaken for a run, kept for post-mortems.
+    return root / ".launches"
+
+
+@dataclass
+class Launch:
+    """A ``kdtui run --headless`` child process started by the app."""
+
+    process: subprocess.Popen
+    root: Path
+    announce_path: Path
+    output_path: Path
+    args: list[str]
+
+    @classmethod
+    def start(cls, run_args: list[str], root: Path) -> "Launch":
+        folder = launches_dir(root)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        announce = folder / f"{stem}.runs"
+        output = folder / f"{stem}.log"
+        command = [sys.executable, "-m", "kdtui", "run", *run_args, "--headless",
+                   "--runs-dir", str(root), "--announce", str(announce)]
+        with output.open("wb") as out:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the app quitting; Ctrl-C in the app is not its
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return cls(process, root, announce, output, list(run_args))
+
+    def announced(self) -> list[tuple[str, str]]:
+        """(run id, role) of each run folder the child has created so far, in order; the
+        role is "teacher" (trained first for teacher 'auto'), "student" or "resume"."""
+        try:
+            lines = self.announce_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        runs = []
+        for line in lines:
+            run_id, _, role = line.strip().partition("\t")
+            if run_id:
+                runs.append((run_id, role or "student"))
+        return runs
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    def output_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.output_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """Ask the child to stop cleanly (it checkpoints and records status 'stopped')."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+
+def announce(path: str | os.PathLike[str], run: RunDir, role: str) -> None:
+    """Called in the child when it creates a run folder."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{run.id}\t{role}\n")
+        handle.flush()
+
+
+def stop_run(summary: dict | None) -> str:
+    """SIGTERM the process training a run; returns what happened, for the user."""
+    from kdtui.engine.launch import process_alive
+
+    summary = summary or {}
+    pid, host = summary.get("pid"), summary.get("host")
+    if summary.get("status") != "running":
+        return f"The run is not running (status {summary.get('status', 'unknown')})."
+    if host != socket.gethostname():
+        return f"The run trains on {host}; stop it there (kill -TERM {pid})."
+    if not process_alive(pid, host):
+        return "The run's process is gone; it can be resumed."
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError as exc:
+        return f"Could not signal process {pid}: {exc.strerror}."
+    return f"Stopping: process {pid} finishes its step and keeps the last checkpoint."

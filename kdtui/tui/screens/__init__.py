@@ -1,0 +1,1 @@
+"""The app's screens: home (launcher + recent runs), dashboard, runs viewer, dialogs."""

@@ -1,0 +1,366 @@
+"""The live dashboard of one run.
+
+It follows the run folder (metrics.jsonl, summary.json, log.txt) from a thread worker, so
+it shows a run the same way whoever trains it: a child process the app started, a
+``kdtui run --headless`` in another shell, or a run that has ended. Redraws happen only
+when new records arrive, and plots are downsampled to their width.
+
+Usage::
+
+    app.push_screen(DashboardScreen(run=RunDir(path)))       # kdtui watch RUN
+    app.push_screen(DashboardScreen(launch=Launch.start(...)))  # a run the app started
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Log
+from textual.worker import get_current_worker
+
+from kdtui.store import RunDir
+from kdtui.tui.process import Launch, stop_run
+from kdtui.tui.runstate import (
+    RESUMABLE, RunFollower, RunHistory, RunUpdate, effective_status, ema, log10_values,
+    normalized,
+)
+from kdtui.tui.widgets.run_header import RunHeader, RunProgress
+from kdtui.tui.widgets.series_plot import Series, SeriesPlot
+
+SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
+SCALES = ("linear", "log10", "normalised")
+WIDE = 110  # columns from which the panels sit side by side
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("q", "quit_dashboard", "Quit"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("e", "toggle_epoch_view", "Step/epoch"),
+        Binding("l", "cycle_scale", "Scale"),
+        Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
+        Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
+        Binding("R", "resume", "Resume"),
+    ]
+
+    def __init__(self, run: RunDir | None = None, launch: Launch | None = None) -> None:
+        super().__init__()
+        self.run = run
+        self.launch = launch
+        self.history = RunHistory()
+        self.summary: dict[str, Any] | None = None
+        self.smoothing_index = 3
+        self.scale_index = 0
+        self.epoch_view = False
+        self.launch_error: str | None = None
+        self.phase = ""
+        self.stop_requested = False
+
+    # --- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(id="header")
+        with Grid(id="panels"):
+            yield SeriesPlot(id="loss", classes="panel")
+            yield SeriesPlot(id="accuracy", classes="panel")
+            yield SeriesPlot(id="lr", classes="panel")
+            with Vertical(id="side", classes="panel"):
+                yield DataTable(id="values", cursor_type="none", zebra_stripes=True)
+                yield Log(id="log", max_lines=2000, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#loss").border_title = "loss"
+        self.query_one("#accuracy").border_title = "accuracy %"
+        self.query_one("#lr").border_title = "learning rate"
+        self.query_one("#side").border_title = "latest / best · log"
+        table = self.query_one("#values", DataTable)
+        table.add_columns("metric", "latest", "best")
+        self.apply_width(self.size.width)
+        self.redraw()
+        self.follow()
+        self.set_interval(1.0, self.update_header)
+
+    def on_resize(self, event) -> None:
+        self.apply_width(event.size.width)
+
+    def apply_width(self, width: int) -> None:
+        self.set_class(width < WIDE, "-narrow")
+
+    # --- following the run (thread worker) ----------------------------------------------
+
+    @work(thread=True, exclusive=True, group="follow")
+    def follow(self) -> None:
+        worker = get_current_worker()
+        follower: RunFollower | None = None
+        following: str | None = None
+        launch_reported = False
+        interval = getattr(self.app, "poll_interval", 0.5)
+        while not worker.is_cancelled:
+            launch = self.launch
+            if launch is not None:
+                runs = launch.announced()
+                if runs and runs[-1][0] != following:
+                    run_id, role = runs[-1]
+                    phase = {"teacher": "training the teacher first (1/2)"}.get(role, "")
+                    if role == "student" and len(runs) > 1:
+                        phase = "student (2/2)"
+                    self.app.call_from_thread(self.switch_run, RunDir(launch.root / run_id), phase)
+                    follower, following = None, None
+                code = launch.returncode
+                if code is not None and not launch_reported and (not runs or code not in (0, 1, 130, 143)):
+                    launch_reported = True
+                    self.app.call_from_thread(self.launch_ended, code, launch.output_tail())
+            if follower is None and self.run is not None:
+                follower, following = RunFollower(self.run), self.run.id
+            if follower is not None:
+                update = follower.poll()
+                if update.reset:
+                    self.history.clear()
+                # Parsed and accumulated here, off the event loop; the UI only draws.
+                self.history.add(update.records)
+                if update.records or update.log_lines or update.summary is not None or update.reset:
+                    self.app.call_from_thread(self.apply_update, update)
+            time.sleep(interval)
+
+    def switch_run(self, run: RunDir, phase: str) -> None:
+        self.run = run
+        self.phase = phase
+        self.history = RunHistory()
+        self.summary = None
+        self.query_one("#log", Log).write_line(f"── following {run.id}")
+        self.redraw()
+
+    def launch_ended(self, code: int, output: str) -> None:
+        log = self.query_one("#log", Log)
+        if self.run is None:
+            self.launch_error = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
+            log.write_lines(output.splitlines() or [f"the run process exited with code {code}"])
+            self.notify(self.launch_error, title="The run did not start", severity="error", timeout=10)
+        else:
+            log.write_lines(output.splitlines()[-5:])
+        self.update_header()
+
+    def apply_update(self, update: RunUpdate) -> None:
+        if update.reset:
+            self.query_one("#log", Log).write_line("── metrics rewritten (resume): reloading")
+        if update.summary is not None:
+            self.summary = update.summary
+        if update.log_lines:
+            self.query_one("#log", Log).write_lines(compact_log_line(line) for line in update.log_lines)
+        if update.records or update.reset or update.summary is not None:
+            self.redraw()
+
+    # --- drawing ------------------------------------------------------------------------
+
+    @property
+    def smoothing(self) -> float:
+        return SMOOTHING_STEPS[self.smoothing_index]
+
+    @property
+    def scale(self) -> str:
+        return SCALES[self.scale_index]
+
+    def redraw(self) -> None:
+        self.draw_loss()
+        self.draw_accuracy()
+        self.draw_lr()
+        self.fill_table()
+        self.update_header()
+
+    def scaled(self, ys: list[float]) -> list[float]:
+        if self.scale == "log10":
+            return log10_values(ys)
+        if self.scale == "normalised":
+            return normalized(ys)
+        return ys
+
+    def draw_loss(self) -> None:
+        history, plot = self.history, self.query_one("#loss", SeriesPlot)
+        series = []
+        if self.epoch_view or not history.step_x:
+            for term in history.terms:
+                xs, ys = history.epoch_loss(term)
+                series.append(Series(term, xs, self.scaled(ys)))
+            view = "per epoch"
+            xlabel = "epoch"
+        else:
+            xs = list(history.step_x)
+            for term in history.terms:
+                ys = ema(list(history.step_loss.get(term, [])), self.smoothing)
+                series.append(Series(term, xs, self.scaled(ys)))
+            view = f"per step, smoothing {self.smoothing:g}"
+            xlabel = "step"
+        ylabel = {"linear": "", "log10": "log10(loss)", "normalised": "loss / max"}[self.scale]
+        plot.border_title = f"loss — {view}, {self.scale}"
+        plot.show(series, title="", xlabel=xlabel, ylabel=ylabel)
+
+    def draw_accuracy(self) -> None:
+        history, plot = self.history, self.query_one("#accuracy", SeriesPlot)
+        series = [Series(label, *history.epoch_series(key))
+                  for key, label in (("train_acc", "train"), ("test_acc", "test"))]
+        teacher = (self.summary or {}).get("teacher_test_acc")
+        hlines = [(float(teacher), "red")] if isinstance(teacher, (int, float)) else []
+        points = []
+        xs, ys = history.epoch_series("test_acc")
+        if ys:
+            best = max(range(len(ys)), key=ys.__getitem__)
+            points.append(Series(f"best {ys[best]:.2f} @{xs[best]}", [xs[best]], [ys[best]], marker="@"))
+        title = f"teacher {teacher:.2f}% (red line)" if hlines else ""
+        plot.show(series, title=title, xlabel="epoch", hlines=hlines, points=points)
+
+    def draw_lr(self) -> None:
+        xs, ys = self.history.epoch_series("lr")
+        self.query_one("#lr", SeriesPlot).show([Series("lr", xs, ys)], xlabel="epoch")
+
+    def fill_table(self) -> None:
+        table = self.query_one("#values", DataTable)
+        table.clear()
+        for metric, latest, best in self.history.latest_and_best():
+            table.add_row(metric, _fmt(latest), _fmt(best))
+        teacher = (self.summary or {}).get("teacher_test_acc")
+        if isinstance(teacher, (int, float)):
+            table.add_row("teacher acc %", _fmt(teacher), "")
+
+    def progress(self) -> RunProgress:
+        summary = self.summary or {}
+        status = effective_status(self.summary) if self.summary is not None else "starting"
+        if self.launch_error and self.run is None:
+            status = "failed"
+        last = self.history.last_step or {}
+        epochs = summary.get("epochs") or last.get("epochs")
+        done = summary.get("epochs_done") or 0
+        p = RunProgress(run_id=self.run.id if self.run else "", status=status,
+                        device=str(summary.get("device", "?")), epochs=epochs, phase=self.phase)
+        if status == "running" and last:
+            p.epoch, p.step, p.steps_per_epoch = last.get("epoch", 0), last.get("step", 0), last.get("steps_per_epoch")
+            if p.epoch <= done:  # the epoch finished; the next one has not logged a step yet
+                p.epoch, p.step = done + 1, 0
+            p.img_per_s = last.get("img_per_s")
+        else:
+            p.epoch = done
+        base, started = summary.get("wall_time_base_s"), summary.get("process_started_at")
+        if status == "running" and isinstance(base, (int, float)) and isinstance(started, (int, float)):
+            p.elapsed_s = base + time.time() - started
+            p.eta_s = self.eta(summary, started)
+        else:
+            p.elapsed_s = summary.get("wall_time_s")
+        return p
+
+    def eta(self, summary: dict[str, Any], started: float) -> float | None:
+        """Remaining time from this process's pace: epochs done here, or steps so far."""
+        epochs, last = summary.get("epochs"), self.history.last_step
+        if not isinstance(epochs, int) or not last:
+            return None
+        spe = last.get("steps_per_epoch") or 1
+        here = [r for r in self.history.epochs if r.get("time", 0) >= started]
+        if here:
+            per_epoch = sum(r.get("time_s", 0.0) for r in here) / len(here)
+            into = (last["step"] / spe) if last.get("epoch", 0) > here[-1]["epoch"] else 0.0
+            return per_epoch * (epochs - here[-1]["epoch"] - into)
+        # No epoch done by this process yet: the step rate since its first logged step.
+        steps = [(x, t) for x, t in zip(self.history.step_x, self.history.step_t) if t >= started]
+        if len(steps) < 2 or steps[-1][1] <= steps[0][1]:
+            return None
+        rate = (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
+        steps_left = (epochs - last.get("epoch", 1)) * spe + spe - last.get("step", 0)
+        return steps_left / rate if rate > 0 else None
+
+    def update_header(self) -> None:
+        self.query_one(RunHeader).update_from(self.progress())
+
+    # --- actions ------------------------------------------------------------------------
+
+    def run_is_active(self) -> bool:
+        if self.launch is not None and self.launch.returncode is None:
+            return True
+        return self.summary is not None and effective_status(self.summary) == "running"
+
+    def action_stop(self) -> None:
+        if self.launch is not None and self.launch.returncode is None:
+            self.launch.terminate()
+            message = "Stopping: the run finishes its step, keeps the last checkpoint."
+        elif self.summary is not None:
+            message = stop_run(self.summary)
+        else:
+            message = "Nothing to stop yet."
+        self.stop_requested = True
+        self.notify(message, title="Stop")
+
+    def action_quit_dashboard(self) -> None:
+        if not self.run_is_active():
+            self.app.exit()
+            return
+        from kdtui.tui.screens.quit import QuitScreen
+
+        run_id = self.run.id if self.run else None
+        self.app.push_screen(QuitScreen(run_id), self.quit_choice)
+
+    def quit_choice(self, choice: str | None) -> None:
+        if choice == "stop":
+            self.action_stop()
+            self.wait_then_exit()
+        elif choice == "leave":
+            self.app.exit(message=self.leave_message())
+
+    def leave_message(self) -> str:
+        if self.run is None:
+            return "The run keeps starting in the background; `kdtui runs` will list it."
+        return f"{self.run.id} keeps training in the background. Watch it with: kdtui watch {self.run.id}"
+
+    @work(thread=True, exclusive=True, group="quit")
+    def wait_then_exit(self) -> None:
+        # Give the run up to 60 s to checkpoint and record "stopped" before the app goes.
+        deadline = time.time() + 60
+        while time.time() < deadline and self.run_is_active():
+            time.sleep(0.2)
+        self.app.call_from_thread(self.app.exit)
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1 + (self.app.screen_stack[0] is not self):
+            self.app.pop_screen()
+
+    def action_toggle_epoch_view(self) -> None:
+        self.epoch_view = not self.epoch_view
+        self.draw_loss()
+
+    def action_cycle_scale(self) -> None:
+        self.scale_index = (self.scale_index + 1) % len(SCALES)
+        self.draw_loss()
+
+    def action_smoothing(self, delta: int) -> None:
+        self.smoothing_index = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_index + delta))
+        self.draw_loss()
+
+    def action_resume(self) -> None:
+        status = effective_status(self.summary) if self.summary is not None else None
+        if self.run is None or status not in RESUMABLE:
+            self.notify(f"Only a stopped, failed or crashed run can be resumed (this one: {status}).",
+                        severity="warning")
+            return
+        self.launch = Launch.start(["--resume", self.run.id], self.app.runs_root)
+        self.app.launches.append(self.launch)
+        self.launch_error = None
+        self.notify(f"Resuming {self.run.id}.")
+
+
+def compact_log_line(line: str) -> str:
+    """'2026-11-28 10:15:00 INFO  epoch 1/3 …' → '10:15:00 epoch 1/3 …' (the panel is narrow)."""
+    parts = line.split(None, 3)
+    if len(parts) == 4 and len(parts[0]) == 10 and parts[0][4:5] == "-":
+        return f"{parts[1]} {parts[3]}" if parts[2] == "INFO" else f"{parts[1]} {parts[2]} {parts[3]}"
+    return line
+
+
+def _fmt(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"

@@ -1,0 +1,84 @@
+"""A line plot of named series, drawn with plotext inside Textual.
+
+The series are handed over as data; the plot is built at render time for the widget's
+actual width, downsampled to about two points per column, so redrawing a 100k-step run
+costs the same as a short one. Non-finite points are dropped (plotext cannot draw them).
+
+Usage::
+
+    plot = SeriesPlot(id="loss")
+    plot.show([Series("total", steps, values)], title="loss", xlabel="step")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+from kdtui.tui.runstate import downsample
+
+
+@dataclass
+class Series:
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    marker: str = "braille"
+
+
+@dataclass
+class PlotSpec:
+    series: list[Series] = field(default_factory=list)
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    hlines: list[tuple[float, str]] = field(default_factory=list)   # (y, colour)
+    points: list[Series] = field(default_factory=list)              # scatter marks, drawn last
+    empty_text: str = "waiting for data…"
+
+
+class SeriesPlot(PlotextPlot):
+    """A PlotextPlot that draws a :class:`PlotSpec`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec = PlotSpec()
+
+    def show(self, series: list[Series], **kwargs) -> None:
+        self.spec = PlotSpec(series=series, **kwargs)
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        plt = self.plt
+        plt.clear_figure()
+        spec = self.spec
+        budget = max(2 * self.size.width, 16)
+        drawn = False
+        for series in spec.series:
+            xs, ys = finite_points(series.xs, series.ys)
+            xs, ys = downsample(xs, ys, budget)
+            if xs:
+                plt.plot(xs, ys, label=series.label, marker=series.marker)
+                drawn = True
+        for y, colour in spec.hlines:
+            if math.isfinite(y):
+                plt.hline(y, colour)
+        for series in spec.points:
+            xs, ys = finite_points(series.xs, series.ys)
+            if xs:
+                plt.scatter(xs, ys, label=series.label, marker=series.marker)
+                drawn = True
+        plt.title(spec.title if drawn else f"{spec.title} — {spec.empty_text}")
+        plt.xlabel(spec.xlabel)
+        plt.ylabel(spec.ylabel)
+        return super().render()
+
+
+def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    # zip stops at the shorter one: a series may be mid-append in the reader thread.
+    pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, (int, float)) and math.isfinite(y)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
