@@ -49,6 +49,8 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
         Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
         Binding("R", "resume", "Resume"),
+        Binding("pagedown", "scroll_panels(1)", "Scroll", show=False),
+        Binding("pageup", "scroll_panels(-1)", "Scroll", show=False),
     ]
 
     def __init__(self, run: RunDir | None = None, launch: Launch | None = None) -> None:
@@ -73,8 +75,12 @@ class DashboardScreen(Screen):
             yield SeriesPlot(id="accuracy", classes="panel")
             yield SeriesPlot(id="lr", classes="panel")
             with Vertical(id="side", classes="panel"):
-                yield DataTable(id="values", cursor_type="none", zebra_stripes=True)
-                yield Log(id="log", max_lines=2000, auto_scroll=True)
+                table = DataTable(id="values", cursor_type="none", zebra_stripes=True)
+                log = Log(id="log", max_lines=2000, auto_scroll=True)
+                # Nothing here takes focus: a focused panel would scroll the narrow layout to itself.
+                table.can_focus = log.can_focus = False
+                yield table
+                yield log
         yield Footer()
 
     def on_mount(self) -> None:
@@ -327,6 +333,10 @@ class DashboardScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1 + (self.app.screen_stack[0] is not self):
             self.app.pop_screen()
+
+    def action_scroll_panels(self, direction: int) -> None:
+        panels = self.query_one("#panels")
+        panels.scroll_to(y=panels.scroll_y + direction * max(panels.size.height - 2, 1), animate=False)
 
     def action_toggle_epoch_view(self) -> None:
         self.epoch_view = not self.epoch_view

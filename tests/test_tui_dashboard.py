@@ -1,0 +1,296 @@
+"""The live dashboard: a finished run, a run followed live from another process, a run the
+app starts itself, stop, quit with a run active, narrow terminals and SVG snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdtui.store import RunDir
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.dashboard import DashboardScreen
+from kdtui.tui.screens.quit import QuitScreen
+from kdtui.tui.widgets.series_plot import SeriesPlot
+
+RUN_ID = "20261128-101500-demo_amd"
+TERMS = ("CE", "KD", "AMD_A", "AMD_P", "AMD_N")
+
+
+def write_fixed_run(root: Path, run_id: str = RUN_ID, epochs: int = 6) -> RunDir:
+    """A finished KD + AMD run with deterministic curves (no clock, no tmp paths shown)."""
+    run = RunDir(root / run_id)
+    (run.path / "checkpoints").mkdir(parents=True)
+    run.write_config({"preset": "demo_amd", "data": {"dataset": "shapes"},
+                      "student": {"arch": "wrn_16_1"}, "teacher": {"arch": "wrn_16_3", "checkpoint": "t"},
+                      "loss": {"ce": {"weight": 0.1}, "kd": {"weight": 0.9}, "amd": {"weight": 5000, "local": True}},
+                      "train": {"epochs": epochs}})
+    lines, logs = [], ["2026-11-28 10:15:00 INFO  run demo started on cpu", "2026-11-28 10:15:01 INFO  teacher test accuracy 88.00%"]
+    steps = 20
+    for epoch in range(1, epochs + 1):
+        for step in range(2, steps + 1, 2):
+            g = (epoch - 1) * steps + step
+            loss = {"CE": 2.3 / (1 + 0.05 * g), "KD": 0.8 / (1 + 0.03 * g), "AMD_A": 3e-4 / (1 + 0.02 * g),
+                    "AMD_P": 2e-4 / (1 + 0.01 * g), "AMD_N": 1e-5 * (1 + (g % 7) / 7)}
+            loss["total"] = round(sum(loss.values()), 6)
+            lines.append({"event": "step", "epoch": epoch, "step": step, "steps_per_epoch": steps,
+                          "global_step": g, "lr": 0.1, "loss": loss, "img_per_s": 400.0, "time": 1000.0 + g})
+        acc = 40 + 40 * (1 - 0.6 ** epoch)
+        lines.append({"event": "epoch", "epoch": epoch, "epochs": epochs, "lr": 0.1 * 0.5 ** epoch,
+                      "loss": {k: v for k, v in lines[-1]["loss"].items()}, "train_acc": acc + 3,
+                      "test_acc": acc - (2.0 if epoch == epochs else 0.0), "best_test_acc": acc,
+                      "best_epoch": epoch, "img_per_s": 400.0, "time_s": 12.0, "time": 1000.0 + epoch * steps})
+        logs.append(f"2026-11-28 10:{15 + epoch}:00 INFO  epoch {epoch}/{epochs} test_acc={acc:.2f}")
+    logs.append("2026-11-28 10:22:00 INFO  run finished")
+    run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    run.log_path.write_text("\n".join(logs) + "\n")
+    run.write_summary({"status": "finished", "run_id": run_id, "epochs": epochs, "epochs_done": epochs,
+                       "device": "cpu", "best_test_acc": 76.89, "final_test_acc": 76.13,
+                       "teacher_test_acc": 88.0, "wall_time_s": 421.0})
+    return run
+
+
+def run_app(app: KdtuiApp, scenario, size=(120, 40)):
+    async def main():
+        async with app.run_test(size=size) as pilot:
+            await scenario(pilot)
+    asyncio.run(main())
+
+
+async def wait_for(pilot, condition, timeout=90.0, what="condition"):
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.2)
+
+
+def table_rows(screen) -> dict[str, tuple[str, str]]:
+    table = screen.query_one("#values")
+    return {str(table.get_row_at(i)[0]): tuple(map(str, table.get_row_at(i)[1:])) for i in range(table.row_count)}
+
+
+def test_watch_a_finished_run_shows_every_panel(tmp_path):
+    write_fixed_run(tmp_path)
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        header = str(screen.query_one("#header").render())
+        assert RUN_ID in header and "finished" in header and "epoch 6/6" in header and "7:01" in header
+        rows = table_rows(screen)
+        assert rows["test acc %"] == ("76.13", "76.89") and rows["teacher acc %"][0] == "88"
+        assert set(f"loss {t}" for t in TERMS) <= set(rows)
+        accuracy = screen.query_one("#accuracy", SeriesPlot).spec
+        assert [s.label for s in accuracy.series] == ["train", "test"]
+        assert accuracy.hlines == [(88.0, "red")] and accuracy.points[0].xs == [5]  # best epoch marked
+        assert screen.query_one("#lr", SeriesPlot).spec.series[0].ys[0] == pytest.approx(0.05)
+        assert "run finished" in "\n".join(screen.query_one("#log").lines)
+
+    run_app(app, scenario)
+
+
+def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
+    write_fixed_run(tmp_path)
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        loss = screen.query_one("#loss", SeriesPlot)
+        assert [s.label for s in loss.spec.series] == [*TERMS, "total"]
+        assert len(loss.spec.series[0].xs) == 60 and "per step, smoothing 0.9" in loss.border_title
+        await pilot.press("l")      # log10: terms 1e-5 … 2 apart become readable together
+        assert loss.spec.ylabel == "log10(loss)" and max(loss.spec.series[4].ys) < -4
+        await pilot.press("l")
+        assert loss.spec.ylabel == "loss / max" and max(loss.spec.series[4].ys) == pytest.approx(1.0)
+        await pilot.press("l", "e")
+        assert "per epoch" in loss.border_title and len(loss.spec.series[0].xs) == 6
+        await pilot.press("e", "left_square_bracket", "left_square_bracket", "left_square_bracket")
+        assert "smoothing 0," in loss.border_title
+        assert loss.spec.series[4].ys == screen.history.step_loss["AMD_N"]   # unsmoothed
+        await pilot.press("right_square_bracket")
+        assert "smoothing 0.6," in loss.border_title
+        await pilot.press("q")       # a finished run: quits without asking
+        await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
+
+    run_app(app, scenario)
+
+
+def test_dashboard_stacks_panels_at_80x24(tmp_path):
+    write_fixed_run(tmp_path)
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        assert screen.has_class("-narrow")
+        assert screen.query_one("#loss").region.width >= 76   # one column (beside the scrollbar)
+        await pilot.resize_terminal(160, 50)
+        await pilot.pause(0.2)
+        assert not screen.has_class("-narrow") and screen.query_one("#loss").region.width < 120
+
+    run_app(app, scenario, size=(80, 24))
+
+
+def test_dashboard_snapshot(tmp_path, snap_compare, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_fixed_run(tmp_path / "runs")
+
+    async def settle(pilot):
+        await wait_for(pilot, lambda: len(pilot.app.screen.history.epochs) == 6, 10, "epochs")
+        await pilot.pause(0.3)
+
+    app = KdtuiApp(tmp_path / "runs", start="watch", run_ref=RUN_ID, poll_interval=0.05)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=settle)
+
+
+def test_dashboard_snapshot_80x24(tmp_path, snap_compare, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_fixed_run(tmp_path / "runs")
+
+    async def settle(pilot):
+        await wait_for(pilot, lambda: len(pilot.app.screen.history.epochs) == 6, 10, "epochs")
+        await pilot.pause(0.3)
+
+    app = KdtuiApp(tmp_path / "runs", start="watch", run_ref=RUN_ID, poll_interval=0.05)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+# --- live runs: real child processes on the tiny shapes preset ------------------------------
+
+def tiny_preset(tmp_path: Path, epochs: int = 40) -> Path:
+    preset = tmp_path / "live.yaml"
+    preset.write_text(yaml.safe_dump({
+        "description": "live dashboard test", "data": {"dataset": "shapes", "train_size": 128, "test_size": 64},
+        "student": {"arch": "wrn_10_1"}, "loss": {"ce": {"weight": 1.0}},
+        "train": {"epochs": epochs, "batch_size": 32, "eval_batch_size": 64, "lr": 0.05, "log_every": 1,
+                  "device": "cpu"}}))
+    return preset
+
+
+def wait_process(process, timeout=60):
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def test_app_started_run_updates_live_and_stops(tmp_path):
+    root = tmp_path / "runs"
+    app = KdtuiApp(root, start="run", run_args=[str(tiny_preset(tmp_path))], poll_interval=0.1)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) >= 2, 120, "two epochs")
+        shown = len(screen.history.epochs)
+        await wait_for(pilot, lambda: len(screen.history.epochs) > shown, 60, "a further epoch")
+        assert "running" in str(screen.query_one("#header").render())
+        assert screen.query_one("#accuracy", SeriesPlot).spec.series[1].xs[-1] == len(screen.history.epochs)
+        await pilot.press("s")
+        launch = app.launches[0]
+        await wait_for(pilot, lambda: launch.returncode is not None, 60, "the run to stop")
+        assert launch.returncode == 128 + signal.SIGTERM
+        await wait_for(pilot, lambda: (screen.summary or {}).get("status") == "stopped", 10, "stopped")
+        assert "stopped" in str(screen.query_one("#header").render())
+
+    run_app(app, scenario)
+    summary = RunDir(next(root.glob("2*"))).read_summary()
+    assert summary["status"] == "stopped" and (next(root.glob("2*")) / "checkpoints" / "last.pt").exists()
+
+
+def test_quit_with_a_run_active_can_leave_it_running(tmp_path):
+    root = tmp_path / "runs"
+    app = KdtuiApp(root, start="run", run_args=[str(tiny_preset(tmp_path))], poll_interval=0.1)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.run is not None and screen.history.epochs, 120, "an epoch")
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")                 # cancel: still on the dashboard
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("q", "l")                  # leave it running
+        await wait_for(pilot, lambda: not app.is_running, 10, "the app to exit")
+
+    run_app(app, scenario)
+    launch = app.launches[0]
+    try:
+        assert launch.returncode is None            # the run outlives the app
+    finally:
+        launch.terminate()
+        assert wait_process(launch.process) == 128 + signal.SIGTERM
+    assert RunDir(next(root.glob("2*"))).read_summary()["status"] == "stopped"
+
+
+def test_quit_with_a_run_active_can_stop_it(tmp_path):
+    root = tmp_path / "runs"
+    app = KdtuiApp(root, start="run", run_args=[str(tiny_preset(tmp_path))], poll_interval=0.1)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.run is not None and screen.history.epochs, 120, "an epoch")
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit after stopping")
+
+    run_app(app, scenario)
+    assert app.launches[0].returncode == 128 + signal.SIGTERM
+    assert RunDir(next(root.glob("2*"))).read_summary()["status"] == "stopped"
+
+
+def test_watch_follows_a_headless_run_of_another_process_and_stops_it(tmp_path):
+    root = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kdtui", "run", str(tiny_preset(tmp_path)), "--headless", "--runs-dir", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(root.glob("2*/summary.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        run_dir = next(root.glob("2*"))
+        app = KdtuiApp(root, start="watch", run_ref=run_dir.name, poll_interval=0.1)
+
+        async def scenario(pilot):
+            screen = app.screen
+            await wait_for(pilot, lambda: len(screen.history.epochs) >= 1, 120, "an epoch")
+            seen = len(screen.history.epochs)
+            await wait_for(pilot, lambda: len(screen.history.epochs) > seen, 60, "the next epoch")
+            await pilot.press("s")  # SIGTERM to the pid recorded in summary.json
+            await wait_for(pilot, lambda: (screen.summary or {}).get("status") == "stopped", 60, "stopped")
+
+        run_app(app, scenario)
+        assert wait_process(process) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_run_that_cannot_start_shows_why(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"dataset": "imagefolder", "root": str(tmp_path / "nope")},
+                                   "student": {"arch": "wrn_10_1"}, "loss": {"ce": 1.0},
+                                   "train": {"epochs": 1, "device": "cpu"}}))
+    app = KdtuiApp(tmp_path / "runs", start="run", run_args=[str(bad)], poll_interval=0.1)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.launch_error is not None, 90, "the launch error")
+        assert "does not exist" in screen.launch_error
+        assert "failed" in str(screen.query_one("#header").render())
+        assert any("does not exist" in line for line in screen.query_one("#log").lines)
+        await pilot.press("q")   # nothing is running: quits at once
+
+    run_app(app, scenario)
+    assert not list((tmp_path / "runs").glob("2*"))
+    assert os.path.isdir(tmp_path / "runs" / ".launches")

@@ -1,0 +1,204 @@
+"""The app's run-store readers: following a growing run, series helpers, diffs, CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import subprocess
+
+import pytest
+
+from kdtui.store import RunDir, atomic_write_text
+from kdtui.tui.process import Launch, announce
+from kdtui.tui.runstate import (
+    RunFollower, RunHistory, config_diff, downsample, effective_status, ema, export_epochs_csv,
+    flatten, list_run_rows, log10_values, method_label, normalized,
+)
+
+
+def make_run(root, run_id="20261128-101500-demo", epochs=0, summary=None, config=None):
+    path = root / run_id
+    path.mkdir(parents=True)
+    run = RunDir(path)
+    if config is not False:
+        run.write_config(config or {"preset": "demo", "data": {"dataset": "shapes"},
+                                    "student": {"arch": "wrn_16_1"},
+                                    "teacher": {"arch": "wrn_16_3", "checkpoint": "x"},
+                                    "loss": {"ce": {"weight": 0.1}, "kd": {"weight": 0.9},
+                                             "amd": {"weight": 0.0}},
+                                    "train": {"epochs": 4}})
+    if summary is not None:
+        run.write_summary(summary)
+    with run.metrics_path.open("a") as handle:
+        for epoch in range(1, epochs + 1):
+            handle.write(json.dumps(epoch_record(epoch)) + "\n")
+    return run
+
+
+def epoch_record(epoch, acc=None):
+    return {"event": "epoch", "epoch": epoch, "epochs": 4, "lr": 0.1 / epoch,
+            "loss": {"CE": 2.0 / epoch, "KD": 1.0 / epoch, "total": 3.0 / epoch},
+            "train_acc": 10.0 * epoch, "test_acc": acc if acc is not None else 9.0 * epoch,
+            "best_test_acc": 9.0 * epoch, "best_epoch": epoch, "img_per_s": 100.0, "time_s": 1.5,
+            "time": 1000.0 + epoch}
+
+
+def step_record(global_step, total):
+    return {"event": "step", "epoch": 1, "step": global_step, "steps_per_epoch": 10,
+            "global_step": global_step, "lr": 0.1, "loss": {"CE": total / 2, "total": total},
+            "img_per_s": 50.0, "time": 1000.0 + global_step}
+
+
+def test_follower_reads_only_new_complete_lines(tmp_path):
+    run = make_run(tmp_path, epochs=1, summary={"status": "running"})
+    follower = RunFollower(run)
+    first = follower.poll()
+    assert [r["epoch"] for r in first.records] == [1]
+    assert first.summary == {"status": "running"}
+    assert follower.poll().records == [] and follower.poll().summary is None  # nothing changed
+    with run.metrics_path.open("a") as handle:
+        handle.write(json.dumps(epoch_record(2)) + "\n" + '{"event": "epoch", "ep')  # torn tail
+    assert [r["epoch"] for r in follower.poll().records] == [2]
+    with run.metrics_path.open("a") as handle:
+        handle.write('och": 3}\n')  # the writer completes the line
+    assert follower.poll().records == [{"event": "epoch", "epoch": 3}]
+
+
+def test_follower_starts_over_when_a_resume_rewrites_the_metrics(tmp_path):
+    run = make_run(tmp_path, epochs=3)
+    follower = RunFollower(run)
+    assert len(follower.poll().records) == 3
+    run.truncate_metrics(1)  # what a resume does: atomic rewrite keeping epoch 1
+    update = follower.poll()
+    assert update.reset and [r["epoch"] for r in update.records] == [1]
+
+
+def test_follower_skips_corrupt_lines_and_missing_files(tmp_path):
+    path = tmp_path / "20261128-101500-empty"
+    path.mkdir()
+    follower = RunFollower(RunDir(path))
+    assert follower.poll().records == []
+    (path / "metrics.jsonl").write_text('garbage\n[1, 2]\n{"event": "epoch", "epoch": 1}\n')
+    assert follower.poll().records == [{"event": "epoch", "epoch": 1}]
+
+
+def test_history_series_terms_and_best():
+    history = RunHistory()
+    history.add([step_record(1, 4.0), step_record(2, 3.0), epoch_record(1), epoch_record(2, acc=5.0)])
+    assert history.terms == ["CE", "total"]
+    assert history.step_x == [1, 2] and history.step_loss["total"] == [4.0, 3.0]
+    assert history.epoch_series("test_acc") == ([1, 2], [9.0, 5.0])
+    rows = {name: (latest, best) for name, latest, best in history.latest_and_best()}
+    assert rows["test acc %"] == (5.0, 9.0)           # accuracy: best is the highest
+    assert rows["loss total"] == (3.0, 1.5)           # latest step value; best = lowest epoch mean
+
+
+def test_history_aligns_a_term_that_appears_later():
+    history = RunHistory()
+    history.add([step_record(1, 4.0)])
+    later = step_record(2, 3.0)
+    later["loss"]["AMD"] = 0.5
+    history.add([later])
+    assert len(history.step_loss["AMD"]) == 2 and math.isnan(history.step_loss["AMD"][0])
+
+
+def test_ema_matches_tensorboard_debiased_smoothing():
+    assert ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    smoothed = ema([1.0, 3.0], 0.5)
+    assert smoothed[0] == pytest.approx(1.0)                     # no pull towards 0
+    assert smoothed[1] == pytest.approx((0.25 + 1.5) / 0.75)    # debiased 0.5·1 + 0.5·3
+    assert math.isnan(ema([1.0, math.nan, 2.0], 0.5)[1])
+
+
+def test_downsample_keeps_length_bound_and_bucket_means():
+    xs = list(range(1000))
+    ys = [float(x) for x in xs]
+    dx, dy = downsample(xs, ys, 100)
+    assert len(dx) == 100 and dx[-1] == 999
+    assert dy[0] == pytest.approx(sum(range(10)) / 10)
+    assert downsample([1, 2], [3.0, 4.0], 100) == ([1, 2], [3.0, 4.0])
+
+
+def test_log_and_normalised_scales():
+    assert log10_values([100.0, 0.0, -1.0])[0] == 2.0
+    assert all(math.isnan(v) for v in log10_values([0.0, -1.0]))
+    assert normalized([2.0, 4.0]) == [0.5, 1.0]
+
+
+def test_method_label_lists_active_terms():
+    assert method_label({"ce": {"weight": 0.1}, "kd": 0.9, "amd": {"weight": 5000, "local": True}}) \
+        == "ce+kd+amd(g+l)"
+    assert method_label({"ce": 1.0, "amd": {"weight": 0}}) == "ce"
+
+
+def test_config_diff_only_differing_and_missing_keys():
+    a = {"train": {"lr": 0.1, "epochs": 4}, "loss": {"kd": {"weight": 0.9}}}
+    b = {"train": {"lr": 0.05, "epochs": 4}}
+    assert flatten(a)["loss.kd.weight"] == 0.9
+    diff = dict(config_diff([a, b]))
+    assert diff == {"train.lr": ["0.1", "0.05"], "loss.kd.weight": ["0.9", "—"]}
+    assert "train.epochs" in dict(config_diff([a, b], only_differing=False))
+
+
+def test_export_csv_has_a_row_per_epoch_and_a_column_per_term(tmp_path):
+    runs = [make_run(tmp_path, "20261128-101500-a", epochs=2), make_run(tmp_path, "20261128-101501-b", epochs=1)]
+    out = tmp_path / "exports" / "e.csv"
+    assert export_epochs_csv(runs, out) == 3
+    rows = list(csv.DictReader(out.open()))
+    assert [r["run"] for r in rows] == ["20261128-101500-a"] * 2 + ["20261128-101501-b"]
+    assert float(rows[1]["loss_KD"]) == 0.5 and float(rows[1]["test_acc"]) == 18.0
+
+
+def test_rows_tolerate_broken_folders_and_flag_dead_running_runs(tmp_path):
+    make_run(tmp_path, "20261128-101500-ok", epochs=2,
+             summary={"status": "finished", "best_test_acc": 18.0, "epochs_done": 2, "epochs": 4})
+    (tmp_path / "20261128-101501-empty").mkdir()
+    bad = make_run(tmp_path, "20261128-101502-badsummary")
+    bad.summary_path.write_text("{not json")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    make_run(tmp_path, "20261128-101503-killed",
+             summary={"status": "running", "pid": dead.pid, "host": socket.gethostname()})
+    rows = {row.name: row for row in list_run_rows(tmp_path)}
+    assert rows["ok"].best_acc == 18.0 and rows["ok"].pair == "wrn_16_3 → wrn_16_1"
+    assert rows["ok"].method == "ce+kd"
+    assert rows["empty"].status == "broken"
+    assert rows["badsummary"].status == "starting"
+    assert rows["killed"].status == "crashed"
+
+
+def test_effective_status_trusts_other_hosts_and_checks_live_processes():
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        here = socket.gethostname()
+        assert effective_status({"status": "running", "pid": sleeper.pid, "host": here}) == "running"
+        assert effective_status({"status": "running", "pid": 1, "host": "elsewhere"}) == "running"
+        assert effective_status({"status": "finished"}) == "finished"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_launch_reports_announced_runs_in_order(tmp_path):
+    launch = Launch.start(["--help"], tmp_path)  # a real child that exits at once
+    assert launch.process.wait(timeout=60) == 0
+    assert launch.announced() == []
+    announce(launch.announce_path, RunDir(tmp_path / "20261128-101500-t"), "teacher")
+    announce(launch.announce_path, RunDir(tmp_path / "20261128-101501-s"), "student")
+    assert launch.announced() == [("20261128-101500-t", "teacher"), ("20261128-101501-s", "student")]
+    assert "Usage" in launch.output_tail()
+    assert not any(p.name.startswith("2026") for p in tmp_path.iterdir())  # no run folder made
+
+
+def test_atomic_summary_is_never_seen_half_written(tmp_path):
+    # The follower reads summary.json whenever its mtime changes; writes are atomic renames.
+    run = make_run(tmp_path)
+    follower = RunFollower(run)
+    for n in range(20):
+        atomic_write_text(run.summary_path, json.dumps({"status": "running", "n": n}))
+        summary = follower.poll().summary
+        assert summary is None or summary["status"] == "running"
+    assert os.listdir(run.path).count("summary.json") == 1
