@@ -37,6 +37,7 @@ from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 SCALES = ("linear", "log10", "normalised")
 WIDE = 110  # columns from which the panels sit side by side
+STEP_REDRAW_S = 2.0  # the per-step loss curve is redrawn at most this often
 
 
 class DashboardScreen(Screen):
@@ -65,6 +66,7 @@ class DashboardScreen(Screen):
         self.launch_error: str | None = None
         self.phase = ""
         self.stop_requested = False
+        self.steps_pending = False
 
     # --- layout -------------------------------------------------------------------------
 
@@ -94,6 +96,7 @@ class DashboardScreen(Screen):
         self.redraw()
         self.follow()
         self.set_interval(1.0, self.update_header)
+        self.set_interval(STEP_REDRAW_S, self.draw_pending_steps)
 
     def on_resize(self, event) -> None:
         self.apply_width(event.size.width)
@@ -162,8 +165,19 @@ class DashboardScreen(Screen):
             self.summary = update.summary
         if update.log_lines:
             self.query_one("#log", Log).write_lines(compact_log_line(line) for line in update.log_lines)
-        if update.records or update.reset or update.summary is not None:
-            self.redraw()
+        epochs_changed = update.reset or any(r.get("event") == "epoch" for r in update.records)
+        if epochs_changed or update.summary is not None:
+            self.redraw()  # rare (once an epoch): draw everything now
+        elif update.records:
+            self.steps_pending = True  # frequent: drawn by the throttled timer
+
+    def draw_pending_steps(self) -> None:
+        # Step records arrive every few hundred ms on a fast GPU; a plotext redraw costs tens
+        # of ms of CPU, which the training process on the same machine would feel.
+        if self.steps_pending:
+            self.steps_pending = False
+            self.draw_loss()
+            self.fill_table()
 
     # --- drawing ------------------------------------------------------------------------
 

@@ -42,7 +42,12 @@ def bar(fraction: float, width: int) -> str:
 
 
 class RunHeader(Static):
+    last_progress: RunProgress | None = None
+
     def update_from(self, p: RunProgress) -> None:
+        if p == self.last_progress:
+            return  # an ended run: nothing to redraw each second
+        self.last_progress = p
         text = Text()
         text.append(p.run_id or "(starting…)", style="bold")
         text.append("  ")

@@ -1,0 +1,129 @@
+"""What watching a run in the app costs: wall time against --headless, and key latency.
+
+Runs the same preset twice per repeat, alternating: (a) ``kdtui run PRESET --headless``
+and (b) ``kdtui run PRESET`` — the Textual app — inside a real terminal (a detached tmux
+session, 120×40 by default). Each gets a fresh runs folder, so a preset with teacher
+``auto`` trains its teacher both times. Reported per repeat and as ratios app / headless:
+
+- time from the command's start to the last run's ``ended_at`` (what a user waits), and
+- the trainer's own ``wall_time_s`` summed over the runs (training slowed by the app?).
+
+While the app's last run trains, it presses ``e`` (the dashboard's step/epoch switch)
+``--presses`` times, one a second, and times each press until the terminal shows the
+changed panel title (``tmux capture-pane`` polled in a tight loop) — the latency a user
+sees, terminal rendering included.
+
+Usage::
+
+    python benchmarks/app_overhead.py --preset presets/quickstart.yaml --repeats 2
+
+Needs tmux. Run it on an otherwise idle machine: the ratios are only as good as that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def summaries(root: Path) -> list[dict]:
+    found = []
+    for path in sorted(root.glob("2*/summary.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            pass
+    return found
+
+
+def headless(preset: str, root: Path, overrides: list[str]) -> tuple[float, float]:
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "kdtui", "run", preset, "--headless", "--runs-dir", str(root),
+                    *overrides], check=True, stdout=subprocess.DEVNULL)
+    done = summaries(root)
+    return max(s["ended_at"] for s in done) - start, sum(s["wall_time_s"] for s in done)
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int], presses: int,
+           expected_runs: int) -> tuple[float, float, list[float]]:
+    session = f"kdtui-bench-{time.monotonic_ns()}"
+    command = " ".join([sys.executable, "-m", "kdtui", "run", preset, "--runs-dir", str(root), *overrides])
+    start = time.time()
+    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
+    latencies: list[float] = []
+    try:
+        while True:
+            done = summaries(root)
+            ended = [s for s in done if s.get("status") in ("finished", "failed", "stopped")]
+            if len(ended) >= expected_runs:
+                break
+            running = [s for s in done if s.get("status") == "running"]
+            if len(latencies) < presses and len(done) == expected_runs and running:
+                latencies.append(press_and_wait(session))
+                time.sleep(1.0)
+            else:
+                time.sleep(0.5)
+        elapsed = max(s["ended_at"] for s in ended) - start
+        return elapsed, sum(s["wall_time_s"] for s in ended), latencies
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def press_and_wait(session: str, timeout: float = 5.0) -> float:
+    """Press 'e' and return the seconds until the loss panel's title shows the other view."""
+    before = "per epoch" in tmux("capture-pane", "-p", "-t", session)
+    start = time.perf_counter()
+    tmux("send-keys", "-t", session, "e")
+    while time.perf_counter() - start < timeout:
+        if ("per epoch" in tmux("capture-pane", "-p", "-t", session)) != before:
+            return time.perf_counter() - start
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="presets/quickstart.yaml")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2, help="run folders the preset makes (teacher + student: 2)")
+    parser.add_argument("--presses", type=int, default=10)
+    parser.add_argument("--size", default="120x40", help="terminal size COLSxROWS")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        sys.exit("this benchmark needs tmux")
+    overrides = [a for o in args.overrides for a in ("--set", o)]
+    size = tuple(int(v) for v in args.size.split("x"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kdtui-app-bench-") as scratch:
+        for repeat in range(1, args.repeats + 1):
+            h_total, h_train = headless(args.preset, Path(scratch) / f"headless{repeat}", overrides)
+            print(f"repeat {repeat} headless: {h_total:.1f} s to the end, trainer {h_train:.1f} s", flush=True)
+            a_total, a_train, lat = in_app(args.preset, Path(scratch) / f"app{repeat}", overrides, size,
+                                           args.presses, args.runs)
+            print(f"repeat {repeat} app:      {a_total:.1f} s to the end, trainer {a_train:.1f} s; "
+                  f"key latency ms: {' '.join(f'{1000 * v:.0f}' for v in lat)}", flush=True)
+            rows.append((h_total, h_train, a_total, a_train, lat))
+    h_total = sum(r[0] for r in rows)
+    a_total = sum(r[2] for r in rows)
+    h_train = sum(r[1] for r in rows)
+    a_train = sum(r[3] for r in rows)
+    lat = [v for r in rows for v in r[4] if v == v]
+    print(f"app / headless: {a_total / h_total:.3f} (time to the end), {a_train / h_train:.3f} (trainer time)")
+    if lat:
+        print(f"key latency: median {1000 * statistics.median(lat):.0f} ms, max {1000 * max(lat):.0f} ms "
+              f"over {len(lat)} presses")
+
+
+if __name__ == "__main__":
+    main()
