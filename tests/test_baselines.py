@@ -131,7 +131,7 @@ def _feats(seed: int, shapes, requires_grad=False) -> list[torch.Tensor]:
 
 
 def _inputs(student_feats=(), teacher_feats=None, student_logits=None, teacher_logits=None,
-            labels=None) -> LossInputs:
+            labels=None, epoch=1) -> LossInputs:
     if student_logits is None:
         student_logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
     return LossInputs(
@@ -140,6 +140,7 @@ def _inputs(student_feats=(), teacher_feats=None, student_logits=None, teacher_l
         labels=labels if labels is not None else torch.tensor([0, 1]),
         teacher_logits=teacher_logits,
         teacher_features=list(teacher_feats) if teacher_feats is not None else None,
+        epoch=epoch,
     )
 
 
@@ -304,6 +305,20 @@ def test_dkd_confident_logits_stay_finite():
     terms = dkd_terms(ls, lt, torch.tensor([0]), temperature=1.0)
     sum(terms.values()).backward()
     assert all(torch.isfinite(v) for v in terms.values()) and torch.isfinite(ls.grad).all()
+
+
+def test_dkd_warms_up_linearly_like_mdistiller():
+    # mdistiller: loss_dkd = min(epoch / warmup, 1) · (α·TCKD + β·NCKD), epoch 1-based.
+    from kdtui.engine.objective import Objective
+
+    ls, lt, y = torch.randn(6, 5, generator=torch.Generator().manual_seed(3)), torch.randn(6, 5), torch.arange(6) % 5
+    full = Objective({"dkd": DKDOptions(weight=2.0, warmup_epochs=0)})
+    warm = Objective({"dkd": DKDOptions(weight=2.0, warmup_epochs=20)})
+    total_full, terms_full = full(_inputs(student_logits=ls, teacher_logits=lt, labels=y))
+    for epoch, factor in ((1, 0.05), (5, 0.25), (20, 1.0), (35, 1.0)):
+        total, terms = warm(_inputs(student_logits=ls, teacher_logits=lt, labels=y, epoch=epoch))
+        assert total.item() == pytest.approx(factor * total_full.item(), rel=1e-6)
+        assert terms["NCKD"].item() == pytest.approx(terms_full["NCKD"].item())  # terms unscaled
 
 
 def test_fitnet_matches_reference_with_different_channels_and_sizes():

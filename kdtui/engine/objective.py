@@ -39,5 +39,6 @@ class Objective(nn.Module):
             if clash:
                 raise ValueError(f"loss {name} reports terms {sorted(clash)} that another loss also reports")
             terms.update(method_terms)
-            total = total + self.weights[name] * method.combine(method_terms).float()
+            weight = self.weights[name] * method.weight_scale(inputs.epoch)
+            total = total + weight * method.combine(method_terms).float()
         return total, terms

@@ -277,6 +277,7 @@ class Trainer:
                     labels=labels,
                     teacher_logits=teacher_out.logits if teacher_out is not None else None,
                     teacher_features=teacher_out.features if teacher_out is not None else None,
+                    epoch=epoch,
                 ))
             if cfg.nan_policy == "skip" and not torch.isfinite(total):
                 # One host sync per step, paid only by runs that ask to skip bad steps.

@@ -42,6 +42,7 @@ class LossInputs:
     labels: Tensor
     teacher_logits: Tensor | None = None
     teacher_features: list[Tensor] | None = None
+    epoch: int = 1   # 1-based epoch being trained, for methods with a warm-up
 
 
 class LossMethod(nn.Module):
@@ -56,6 +57,10 @@ class LossMethod(nn.Module):
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def weight_scale(self, epoch: int) -> float:
+        """Factor on the method's weight during ``epoch`` (1-based); 1 unless it warms up."""
+        return 1.0
 
     def setup(
         self, student_features: list[Tensor], teacher_features: list[Tensor] | None

@@ -12,8 +12,8 @@ mdistiller's ``dkd_loss`` formulas (masks, τ², −1000·gt trick, sum over cla
 log b is computed with logsumexp rather than log(Σ p) — the same value, but it cannot reach
 log 0. Defaults are mdistiller's CIFAR ones (α = 1, β = 8, τ = 4; use ce at weight 1).
 
-Not implemented: mdistiller scales the DKD loss by min(epoch / 20, 1) (a 20-epoch linear
-warm-up); kdtui has no per-loss schedules, so DKD is at full weight from the first step.
+Warm-up as mdistiller: during epoch e (1-based) the weight is scaled by
+min(e / warmup_epochs, 1), 20 epochs by default; ``warmup_epochs: 0`` turns it off.
 
 Usage::
 
@@ -81,6 +81,8 @@ class DKDOptions:
     alpha: float = option(1.0, help="weight α of target-class KD (TCKD)", ge=0)
     beta: float = option(8.0, help="weight β of non-target-class KD (NCKD)", ge=0)
     temperature: float = option(4.0, help="softmax temperature τ", gt=0)
+    warmup_epochs: int = option(20, help="linear warm-up of the weight over this many epochs "
+                                "(min(epoch / warmup_epochs, 1)); 0 = full weight from the start", ge=0)
 
 
 @LOSSES.register("dkd")
@@ -92,6 +94,10 @@ class DKDLoss(LossMethod):
         return dkd_terms(
             inputs.student_logits, require_teacher_logits("dkd", inputs), inputs.labels, self.options.temperature
         )
+
+    def weight_scale(self, epoch: int) -> float:
+        warmup = self.options.warmup_epochs
+        return min(epoch / warmup, 1.0) if warmup > 0 else 1.0
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """alpha·TCKD + beta·NCKD (mdistiller's dkd_loss value)."""
