@@ -362,25 +362,16 @@ def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or fo
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
             runs_dir: Optional[Path] = RunsDirOption) -> None:
     """Delete a run folder (refused while the run is still training)."""
-    import shutil
-
-    from kdtui.engine.launch import process_alive
-    from kdtui.store import RUN_ID, resolve_run, runs_root
+    from kdtui.store import resolve_run, runs_root
+    from kdtui.tui.runstate import check_deletable, delete_run
 
     with user_errors():
         root = runs_root(runs_dir)
         run_dir = resolve_run(root, run_ref)
-        # Only ever delete a run folder of the runs folder, never an arbitrary path.
-        if run_dir.path.resolve().parent != root.resolve() or not RUN_ID.fullmatch(run_dir.id):
-            raise KdtuiError(f"{run_dir.path} is not a run folder of {root}; kdtui only deletes "
-                             "run folders inside the runs folder (see --runs-dir).")
-        summary = run_dir.read_summary() or {}
-        if summary.get("status") == "running" and process_alive(summary.get("pid"), summary.get("host")):
-            raise KdtuiError(f"Run {run_dir.id} is still running (process {summary['pid']}); stop it "
-                             "first (Ctrl-C, or kill -TERM), then delete it.")
+        check_deletable(root, run_dir)  # only run folders of the runs folder, never a live run
         if not yes and not typer.confirm(f"Delete {run_dir.path}?", default=False):
             raise typer.Exit(1)
-        shutil.rmtree(run_dir.path)
+        delete_run(root, run_dir)
     print(f"deleted {run_dir.id}")
 
 

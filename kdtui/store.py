@@ -43,6 +43,19 @@ def runs_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().absolute()
 
 
+def process_alive(pid: object, host: object) -> bool:
+    """Whether the process that wrote a 'running' summary still exists on this machine."""
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
 def check_run_name(name: str) -> str:
     if not RUN_NAME.fullmatch(name) or ".." in name:
         raise KdtuiError(
@@ -151,6 +164,37 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+def method_label(loss: Any) -> str:
+    """'ce+kd+amd(g+l)' from a config's loss section: the active terms, in order."""
+    if not isinstance(loss, dict):
+        return "?"
+    parts = []
+    for name, opts in loss.items():
+        weight = opts.get("weight", 1.0) if isinstance(opts, dict) else opts
+        if isinstance(weight, (int, float)) and weight <= 0:
+            continue
+        if name == "amd" and isinstance(opts, dict):
+            name = "amd(g+l)" if opts.get("local") else "amd(g)"
+        parts.append(str(name))
+    return "+".join(parts) or "-"
+
+
+def describe_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What a runs table shows of a config: dataset, student, teacher ("-" if none), method,
+    epochs. Also written into summary.json, so listing runs needs no YAML parsing."""
+
+    def section(name: str) -> dict[str, Any]:
+        value = config.get(name)  # a hand-edited config may hold anything here
+        return value if isinstance(value, dict) else {}
+
+    teacher = config.get("teacher")
+    return {"dataset": str(section("data").get("dataset", "?")),
+            "student": str(section("student").get("arch", "?")),
+            "teacher": str(teacher.get("arch") or "?") if isinstance(teacher, dict) else "-",
+            "method": method_label(config.get("loss")),
+            "epochs": section("train").get("epochs")}
+
+
 def create_run(root: Path, name: str) -> RunDir:
     """A new, empty run folder ``<timestamp>-<name>``; never reuses an existing one."""
     check_run_name(name)
@@ -218,6 +262,7 @@ class RunStoreWriter:
                 student_params=event.student_params, teacher_params=event.teacher_params,
                 teacher_id=event.teacher_id, started_at=self.summary.get("started_at", event.time),
                 pid=os.getpid(), host=socket.gethostname(),
+                describe=describe_config(event.config),
             )
             self.summary.pop("error", None)
             for key in ("best_test_acc", "final_test_acc", "teacher_test_acc"):

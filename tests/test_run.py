@@ -66,6 +66,9 @@ def test_quick_run_trains_teacher_first_and_writes_complete_run_dirs(tiny_preset
     assert_complete(student, 3, {"CE", "KD", "A", "P", "N"})
     assert student.read_config()["teacher"]["checkpoint"] == teacher.id
     assert student.read_summary()["teacher_test_acc"] is not None
+    assert student.read_summary()["describe"] == {"dataset": "shapes", "student": "wrn_10_1",
+                                                  "teacher": "wrn_10_1", "method": "amd(g+l)+ce+kd",
+                                                  "epochs": 3}
     steps = [r for r in student.read_metrics() if r["event"] == "step"]
     assert steps and {"epoch", "step", "global_step", "loss", "lr"} <= steps[0].keys()
 

@@ -11,11 +11,11 @@ import subprocess
 
 import pytest
 
-from kdtui.store import RunDir, atomic_write_text
+from kdtui.store import RunDir, atomic_write_text, describe_config, method_label
 from kdtui.tui.process import Launch, announce
 from kdtui.tui.runstate import (
     RunFollower, RunHistory, config_diff, downsample, effective_status, ema, export_epochs_csv,
-    flatten, list_run_rows, log10_values, method_label, normalized,
+    flatten, list_run_rows, log10_values, normalized, read_run_row,
 )
 
 
@@ -202,3 +202,18 @@ def test_atomic_summary_is_never_seen_half_written(tmp_path):
         summary = follower.poll().summary
         assert summary is None or summary["status"] == "running"
     assert os.listdir(run.path).count("summary.json") == 1
+
+
+def test_rows_read_the_summary_description_or_else_the_config(tmp_path):
+    # A run writes describe_config(...) into summary.json at start, so listing 1000 runs
+    # parses no YAML; older or half-made runs fall back to config.yaml, with the same row.
+    run = make_run(tmp_path, summary={"status": "finished"})
+    from_config = read_run_row(run)
+    run.write_summary({"status": "finished", "describe": describe_config(run.read_config())})
+    run.config_path.unlink()
+    from_summary = read_run_row(run)
+    assert (from_summary.dataset, from_summary.student, from_summary.teacher, from_summary.method,
+            from_summary.epochs) == (from_config.dataset, from_config.student, from_config.teacher,
+                                     from_config.method, from_config.epochs) == ("shapes", "wrn_16_1", "wrn_16_3", "ce+kd", 4)
+    assert describe_config({"data": 7, "teacher": None}) == {
+        "dataset": "?", "student": "?", "teacher": "-", "method": "?", "epochs": None}

@@ -21,7 +21,7 @@ from kdtui.config import RunConfig, load_config
 from kdtui.engine import events as ev
 from kdtui.errors import KdtuiError
 from kdtui.losses import LOSSES
-from kdtui.store import RunDir, create_run, resolve_run
+from kdtui.store import RunDir, create_run, process_alive, resolve_run
 
 SinksFor = Callable[[RunDir], list[ev.Sink]]
 Notify = Callable[[str], None]
@@ -122,22 +122,6 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     run.write_config(prepared.cfg.to_dict())
     trainer.sinks = sinks_for(run) if sinks_for else []
     return run, trainer.fit(run)
-
-
-def process_alive(pid: object, host: object) -> bool:
-    """Whether the process that wrote a 'running' summary still exists on this machine."""
-    import os
-    import socket
-
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
 
 
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,

@@ -29,7 +29,8 @@ class KdtuiApp(App[None]):
     TITLE = "kdtui"
     # Every screen's stylesheet is loaded here: Textual does not load a Screen's own
     # CSS_PATH when that screen is the app's default screen.
-    CSS_PATH = ["styles/app.tcss", "styles/dashboard.tcss", "styles/dialogs.tcss"]
+    CSS_PATH = ["styles/app.tcss", "styles/home.tcss", "styles/dashboard.tcss", "styles/runs.tcss",
+                "styles/dialogs.tcss"]
     BINDINGS = [
         Binding("question_mark", "toggle_help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtui.store import RunDir
+from kdtui.store import RunDir, process_alive
 
 
 def launches_dir(root: Path) -> Path:
@@ -98,8 +98,6 @@ def announce(path: str | os.PathLike[str], run: RunDir, role: str) -> None:
 
 def stop_run(summary: dict | None) -> str:
     """SIGTERM the process training a run; returns what happened, for the user."""
-    from kdtui.engine.launch import process_alive
-
     summary = summary or {}
     pid, host = summary.get("pid"), summary.get("host")
     if summary.get("status") != "running":

@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +26,13 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from kdtui.store import RunDir, iter_runs
+from kdtui.errors import KdtuiError
+from kdtui.store import RUN_ID, RunDir, describe_config, iter_runs, process_alive
 
 try:  # libyaml when present: ~10× faster, which matters for listing 1000 runs
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
-
-
-def process_alive(pid: object, host: object) -> bool:
-    from kdtui.engine.launch import process_alive as alive
-
-    return alive(pid, host)
 
 
 def effective_status(summary: dict[str, Any] | None, has_config: bool = True) -> str:
@@ -67,21 +63,6 @@ def read_yaml(path: Path) -> dict[str, Any] | None:
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def method_label(loss: Any) -> str:
-    """'ce+kd+amd(g+l)' from a config's loss section: the active terms, in order."""
-    if not isinstance(loss, dict):
-        return "?"
-    parts = []
-    for name, opts in loss.items():
-        weight = opts.get("weight", 1.0) if isinstance(opts, dict) else opts
-        if isinstance(weight, (int, float)) and weight <= 0:
-            continue
-        if name == "amd" and isinstance(opts, dict):
-            name = "amd(g+l)" if opts.get("local") else "amd(g)"
-        parts.append(str(name))
-    return "+".join(parts) or "-"
 
 
 def started_from_id(run_id: str) -> str:
@@ -132,16 +113,20 @@ class RunRow:
 
 def read_run_row(run: RunDir) -> RunRow:
     summary = run.read_summary()
-    config = read_yaml(run.config_path)
-    row = RunRow(id=run.id, path=run.path, status=effective_status(summary, config is not None),
+    described = (summary or {}).get("describe")
+    if isinstance(described, dict):
+        has_config = True  # summary.json carries the description: no YAML to parse
+    else:
+        config = read_yaml(run.config_path)  # a run from before that, or not started yet
+        has_config = config is not None
+        described = describe_config(config) if config is not None else {}
+    row = RunRow(id=run.id, path=run.path, status=effective_status(summary, has_config),
                  started=started_from_id(run.id))
-    if config is not None:
-        row.dataset = str((config.get("data") or {}).get("dataset", "?"))
-        row.student = str((config.get("student") or {}).get("arch", "?"))
-        teacher = config.get("teacher")
-        row.teacher = str(teacher.get("arch") or "?") if isinstance(teacher, dict) else "-"
-        row.method = method_label(config.get("loss"))
-        row.epochs = _int((config.get("train") or {}).get("epochs"))
+    row.dataset = str(described.get("dataset", "?"))
+    row.student = str(described.get("student", "?"))
+    row.teacher = str(described.get("teacher", "-"))
+    row.method = str(described.get("method", "?"))
+    row.epochs = _int(described.get("epochs"))
     if summary is not None:
         row.best_acc = _float(summary.get("best_test_acc"))
         row.final_acc = _float(summary.get("final_test_acc"))
@@ -156,6 +141,50 @@ def read_run_row(run: RunDir) -> RunRow:
 def list_run_rows(root: Path) -> list[RunRow]:
     """Every run of the runs folder, newest first; broken folders included as such."""
     return [read_run_row(run) for run in iter_runs(root)]
+
+
+def check_deletable(root: Path, run: RunDir) -> None:
+    """Raise :class:`KdtuiError` unless ``run`` may be deleted: a run folder directly inside
+    the runs folder ``root`` whose process, if its summary says "running", is gone."""
+    # Only ever delete a run folder of the runs folder, never an arbitrary path.
+    if run.path.resolve().parent != root.resolve() or not RUN_ID.fullmatch(run.id):
+        raise KdtuiError(f"{run.path} is not a run folder of {root}; kdtui only deletes "
+                         "run folders inside the runs folder (see --runs-dir).")
+    summary = run.read_summary() or {}
+    if summary.get("status") == "running" and process_alive(summary.get("pid"), summary.get("host")):
+        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
+                         "first (Ctrl-C, or kill -TERM), then delete it.")
+
+
+def delete_run(root: Path, run: RunDir) -> None:
+    """Delete a run folder, checked by :func:`check_deletable` first."""
+    check_deletable(root, run)
+    try:
+        shutil.rmtree(run.path)
+    except OSError as exc:
+        raise KdtuiError(f"Could not delete {run.path}: {exc.strerror or exc}.") from None
+
+
+def epoch_records(run: RunDir) -> list[dict[str, Any]]:
+    """The epoch records of a run's metrics.jsonl, torn or corrupt lines skipped.
+
+    Step records are most of a long run's file; the writer starts each with
+    '{"event": "step"', so those lines are skipped without being parsed."""
+    records = []
+    try:
+        with run.metrics_path.open("r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith('{"event": "step"'):
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.get("event") == "epoch":
+                    records.append(record)
+    except OSError:
+        pass
+    return records
 
 
 def _float(value: Any) -> float | None:

@@ -1,0 +1,436 @@
+"""The runs viewer: listing (broken folders included), filter, sort, marks and config diff,
+delete with confirmation, refusing to delete a live run, CSV export, resume, 80×24 and an
+SVG snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from kdtui.store import RunDir
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.confirm import ConfirmScreen
+from kdtui.tui.screens.runs import RunsScreen
+from kdtui.tui.widgets.series_plot import SeriesPlot
+
+FINISHED = "20261121-101500-kd_wrn16_1"
+STOPPED = "20261122-111500-amd_wrn16_1"
+FAILED = "20261123-121500-amd_lr05"
+BROKEN = "20261124-131500-empty"
+CORRUPT = "20261125-141500-badsummary"
+TEACHER = "20261120-090000-teacher_wrn16_3"
+
+
+def run_config(preset: str, teacher: bool = True, amd: bool = False, lr: float = 0.1,
+               epochs: int = 6) -> dict:
+    loss = {"ce": {"weight": 0.1 if teacher else 1.0, "label_smoothing": 0.0}}
+    if teacher:
+        loss["kd"] = {"weight": 0.9, "temperature": 4.0}
+    if amd:
+        loss["amd"] = {"weight": 5000.0, "margin": 1.35, "local": True}
+    return {"student": {"arch": "wrn_16_1" if teacher else "wrn_16_3"}, "preset": preset,
+            "description": f"{preset} on shapes",
+            "data": {"dataset": "shapes", "train_size": 192, "test_size": 96, "seed": 0},
+            "teacher": {"checkpoint": TEACHER, "arch": "wrn_16_3"} if teacher else None,
+            "loss": loss,
+            "train": {"epochs": epochs, "batch_size": 32, "optimizer": "sgd", "lr": lr,
+                      "schedule": "cosine", "device": "cpu"}}
+
+
+def write_run(root: Path, run_id: str, config: dict | None = None, epochs_done: int = 0,
+              status: str | None = None, peak: float = 80.0, **summary) -> RunDir:
+    """A run folder written by hand: config.yaml, metrics.jsonl and summary.json, with
+    deterministic curves (no clock, nothing that depends on where the test runs)."""
+    run = RunDir(root / run_id)
+    (run.path / "checkpoints").mkdir(parents=True)
+    if config is not None:
+        run.write_config(config)
+    records = []
+    for epoch in range(1, epochs_done + 1):
+        acc = round(peak * (1 - 0.55 ** epoch), 2)
+        records.append({"event": "step", "epoch": epoch, "step": 1, "steps_per_epoch": 6,
+                        "global_step": epoch * 6, "lr": 0.1, "loss": {"CE": 1.0, "total": 1.0},
+                        "img_per_s": 100.0, "time": 1000.0 + epoch})
+        records.append({"event": "epoch", "epoch": epoch, "epochs": 6, "lr": 0.1,
+                        "loss": {"CE": round(2.0 / epoch, 4), "total": round(2.5 / epoch, 4)},
+                        "train_acc": acc + 2, "test_acc": acc, "best_test_acc": acc,
+                        "best_epoch": epoch, "img_per_s": 100.0, "time_s": 7.5,
+                        "time": 1000.0 + epoch})
+    run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    if status is not None:
+        accs = [r["test_acc"] for r in records if r["event"] == "epoch"]
+        run.write_summary({"status": status, "run_id": run_id, "epochs": 6, "epochs_done": epochs_done,
+                           "device": "cpu", "best_test_acc": max(accs) if accs else None,
+                           "best_epoch": accs.index(max(accs)) + 1 if accs else None,
+                           "final_test_acc": accs[-1] if accs else None,
+                           "wall_time_s": 7.5 * epochs_done, **summary})
+    return run
+
+
+def write_store(root: Path) -> Path:
+    """Six runs: finished (a teacher and a student), stopped, failed, an empty folder and
+    one whose summary.json is corrupt."""
+    write_run(root, TEACHER, run_config("teacher_wrn16_3", teacher=False), 6, "finished", peak=88.0,
+              student_params=690_000)
+    write_run(root, FINISHED, run_config("kd_wrn16_1"), 6, "finished", peak=80.0,
+              student_params=175_000, teacher_params=690_000, teacher_id=TEACHER)
+    write_run(root, STOPPED, run_config("amd_wrn16_1", amd=True), 3, "stopped", peak=83.0)
+    write_run(root, FAILED, run_config("amd_lr05", amd=True, lr=0.5), 2, "failed", peak=60.0,
+              error="the loss became NaN at step 40; lower train.lr")
+    (root / BROKEN).mkdir()
+    write_run(root, CORRUPT, run_config("kd_wrn16_1"), 1)
+    (root / CORRUPT / "summary.json").write_text("{not json")
+    return root
+
+
+def run_app(app: KdtuiApp, scenario, size=(120, 40)) -> None:
+    async def main():
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await scenario(pilot)
+            await settle(pilot)
+    asyncio.run(main())
+
+
+async def settle(pilot) -> None:
+    """Until the workers (listing, detail, comparison) are done and their results shown."""
+    for _ in range(4):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def notifications(app: KdtuiApp) -> list[str]:
+    """Records the messages of app.notify (and still shows them)."""
+    messages: list[str] = []
+    show = app.notify
+
+    def record(message, *args, **kwargs):
+        messages.append(message)
+        return show(message, *args, **kwargs)
+
+    app.notify = record
+    return messages
+
+
+def names(screen: RunsScreen) -> list[str]:
+    return [row.name for row in screen.shown]
+
+
+def cursor_to(screen: RunsScreen, run_id: str) -> None:
+    screen.table.move_cursor(row=screen.table.get_row_index(run_id))
+
+
+def test_lists_every_run_including_broken_ones(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        rows = {row.id: row for row in screen.shown}
+        assert list(rows) == [CORRUPT, BROKEN, FAILED, STOPPED, FINISHED, TEACHER]  # newest first
+        assert screen.table.row_count == 6
+        assert rows[BROKEN].status == "broken" and rows[CORRUPT].status == "starting"
+        assert rows[FAILED].status == "failed" and rows[STOPPED].status == "stopped"
+        cells = [str(cell) for cell in screen.table.get_row(FINISHED)]
+        assert cells == [" ", "kd_wrn16_1", "finished", "shapes", "wrn_16_3 → wrn_16_1", "ce+kd",
+                         "77.79", "77.79", "6/6", "0:45", "2026-11-21"]
+        # The detail pane follows the highlight, broken folders included.
+        for run_id in (BROKEN, CORRUPT, FAILED):
+            cursor_to(screen, run_id)
+            await settle(pilot)
+            assert screen.detail_for == run_id
+        assert "the loss became NaN" in str(screen.query_one("#runs-summary").render())
+        assert "lr: 0.5" in str(screen.query_one("#runs-config").render())
+        assert screen.query_one("#runs-acc", SeriesPlot).spec.series[0].ys == [27.0, 41.85]
+
+    run_app(app, scenario)
+
+
+def test_filter_by_text(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.press("slash")
+        assert screen.query_one("#runs-filter").has_focus
+        await pilot.press(*"amd")
+        assert names(screen) == ["amd_lr05", "amd_wrn16_1"]
+        await pilot.press("space", *"fail")   # every word must match
+        assert names(screen) == ["amd_lr05"]
+        assert "1 of 6" in str(screen.table.border_title)
+        await pilot.press("enter")            # back to the table; the filter stays
+        assert screen.table.has_focus and names(screen) == ["amd_lr05"]
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"nothing-like-this")
+        assert names(screen) == [] and screen.table.row_count == 0
+
+    run_app(app, scenario)
+
+
+def test_sort_by_key_and_by_header_click(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.press("o")                # wraps round from "started" to "name", A→Z
+        assert names(screen) == ["amd_lr05", "amd_wrn16_1", "badsummary", "empty", "kd_wrn16_1",
+                                 "teacher_wrn16_3"]
+        await pilot.press("O")
+        assert names(screen)[0] == "teacher_wrn16_3"
+        await pilot.press(*"ooooo")           # name → status → dataset → pair → method → best
+        assert "sorted by best ↓" in str(screen.table.border_title)
+        # Highest first; runs without an accuracy last, in either direction.
+        assert names(screen)[:4] == ["teacher_wrn16_3", "kd_wrn16_1", "amd_wrn16_1", "amd_lr05"]
+        await pilot.press("O")
+        assert names(screen)[:4] == ["amd_lr05", "amd_wrn16_1", "kd_wrn16_1", "teacher_wrn16_3"]
+        assert set(names(screen)[4:]) == {"empty", "badsummary"}
+        # A click on a header sorts by that column; a second click reverses it.
+        await pilot.click("#runs-table", offset=(5, 1))
+        assert "sorted by name ↑" in str(screen.table.border_title)
+        await pilot.click("#runs-table", offset=(5, 1))
+        assert "sorted by name ↓" in str(screen.table.border_title)
+        assert names(screen)[0] == "teacher_wrn16_3"
+
+    run_app(app, scenario)
+
+
+def test_mark_two_runs_overlays_curves_and_diffs_only_differing_keys(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, STOPPED)
+        await pilot.press("space")            # marks and moves down to FINISHED
+        await pilot.press("space")
+        await settle(pilot)
+        assert screen.marked == [STOPPED, FINISHED]
+        assert str(screen.table.get_row(STOPPED)[0]) == "●"
+        assert screen.query_one("#runs-detail").current == "runs-compare"
+        overlay = screen.query_one("#runs-overlay", SeriesPlot)
+        assert [s.label for s in overlay.spec.series] == ["amd_wrn16_1", "kd_wrn16_1"]
+        assert [len(s.xs) for s in overlay.spec.series] == [3, 6]
+        diff = screen.query_one("#runs-diff")
+        keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
+        assert keys == ["preset", "description", "loss.amd.weight", "loss.amd.margin",
+                        "loss.amd.local"]
+        assert [str(v) for v in diff.get_row("loss.amd.weight")[1:]] == ["5000.0", "—"]
+        await pilot.press("D")                # every key
+        assert diff.row_count > 15
+        assert "all keys" in str(screen.query_one("#runs-diff-panel").border_title)
+        await pilot.press("D")
+        assert diff.row_count == 5
+        # Unmarking one leaves a single run: back to the detail of the highlighted run.
+        cursor_to(screen, STOPPED)
+        await pilot.press("space")
+        await settle(pilot)
+        assert screen.marked == [FINISHED]
+        assert screen.query_one("#runs-detail").current == "runs-single"
+
+    run_app(app, scenario)
+
+
+def test_delete_asks_first_yes_deletes_and_no_keeps(tmp_path):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, FAILED)
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is screen and (root / FAILED).is_dir()
+        await pilot.press("d")
+        await pilot.click("#yes")
+        await settle(pilot)
+        assert not (root / FAILED).exists()
+        assert FAILED not in [row.id for row in screen.shown] and screen.table.row_count == 5
+        cursor_to(screen, BROKEN)             # a broken folder can go too
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert not (root / BROKEN).exists()
+
+    run_app(app, scenario)
+
+
+def test_delete_refuses_a_live_run(tmp_path):
+    root = tmp_path / "runs"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        write_run(root, "20261126-100000-live", run_config("kd_wrn16_1"), 1, "running",
+                  pid=sleeper.pid, host=socket.gethostname())
+        app = KdtuiApp(root, start="runs")
+        messages = notifications(app)
+
+        async def scenario(pilot):
+            screen = app.screen
+            assert screen.shown[0].status == "running"
+            await pilot.press("d")
+            await pilot.pause()
+            assert app.screen is screen   # no question asked
+            assert any("still running" in message for message in messages)
+
+        run_app(app, scenario)
+        assert (root / "20261126-100000-live").is_dir()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_export_marked_runs_or_the_highlighted_one_to_csv(tmp_path):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+    messages = notifications(app)
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, FINISHED)
+        await pilot.press("e")
+        await settle(pilot)
+        first = list((root / "exports").glob("*.csv"))
+        assert len(first) == 1
+        rows = list(csv.DictReader(first[0].open()))
+        assert [r["run"] for r in rows] == [FINISHED] * 6
+        assert [float(r["test_acc"]) for r in rows][:2] == [36.0, 55.8]
+        assert float(rows[1]["loss_total"]) == 1.25
+        first[0].unlink()
+        cursor_to(screen, FAILED)
+        await pilot.press("space", "space")   # FAILED and STOPPED
+        await pilot.press("e")
+        await settle(pilot)
+        rows = list(csv.DictReader(next((root / "exports").glob("*.csv")).open()))
+        assert [r["run"] for r in rows] == [FAILED] * 2 + [STOPPED] * 3
+        assert any("5 epoch rows of 2 runs" in message for message in messages)
+        # A failed write is reported, not raised: here "exports" is a file, not a folder.
+        for path in (root / "exports").iterdir():
+            path.unlink()
+        (root / "exports").rmdir()
+        (root / "exports").write_text("")
+        await pilot.press("e")
+        await settle(pilot)
+        assert app.is_running and app.screen is screen
+        assert len(messages) == 3 and "exports" in messages[-1]
+
+    run_app(app, scenario)
+
+
+def test_resume_dispatches_stopped_runs_and_refuses_finished_ones(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+    resumed: list[str] = []
+    opened: list[Path] = []
+    app.resume_run = resumed.append
+    app.open_dashboard = lambda run: opened.append(run.path)
+    messages = notifications(app)
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, STOPPED)
+        await pilot.press("R")
+        assert resumed == [STOPPED]
+        cursor_to(screen, FINISHED)
+        await pilot.press("R")
+        await pilot.pause()
+        assert resumed == [STOPPED]
+        assert any("only a stopped, failed or crashed run" in message for message in messages)
+        await pilot.press("enter")
+        assert opened == [app.runs_root / FINISHED]
+
+    run_app(app, scenario)
+
+
+def test_refresh_picks_up_new_runs(tmp_path):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        write_run(root, "20261127-080000-new", run_config("kd_wrn16_1"), 2, "running", pid=None)
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.shown[0].id == "20261127-080000-new"
+        assert screen.shown[0].status == "crashed"   # "running", but no such process
+
+    run_app(app, scenario)
+
+
+def test_narrow_terminal_and_light_theme_do_not_crash(tmp_path):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        assert screen.has_class("-narrow")
+        assert screen.table.row_count == 6
+        app.theme = "textual-light"
+        cursor_to(screen, STOPPED)
+        await pilot.press("space", "space")
+        await settle(pilot)
+        assert screen.query_one("#runs-detail").current == "runs-compare"
+        await pilot.press("D", "o", "slash", *"kd", "escape")
+        await settle(pilot)
+        assert screen.table.has_focus
+
+    run_app(app, scenario, size=(80, 24))
+
+
+def test_an_empty_or_missing_runs_folder_is_no_error(tmp_path):
+    app = KdtuiApp(tmp_path / "runs", start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        assert screen.table.row_count == 0
+        assert "No runs in" in str(screen.query_one("#runs-summary").render())
+        await pilot.press("space", "enter", "d", "R", "e", "o")
+        assert app.screen is screen
+
+    run_app(app, scenario)
+
+
+def test_row_config_reads_hand_written_configs_in_any_layout(tmp_path):
+    from kdtui.tui.runstate import list_run_rows
+
+    root = tmp_path / "runs"
+    configs = {
+        "four": "data:\n    dataset: cifar10\nstudent:\n    arch: vgg8\n"
+                "loss:\n    kd:\n        weight: 0.0\n    ce: 1\n",
+        "flow": "data: {dataset: cifar100}\nstudent: {arch: resnet20}\ntrain: {epochs: 3}\n"
+                "loss: {amd: {weight: 1, local: false}}\n",
+        "odd": "data: 7\nstudent: [1]\nteacher: x\nloss: 3\n",
+    }
+    for name, text in configs.items():
+        run_id = f"20261128-100000-{name}"
+        (root / run_id).mkdir(parents=True)
+        (root / run_id / "config.yaml").write_text(text)
+    rows = {row.name: row for row in list_run_rows(root)}
+    assert (rows["four"].dataset, rows["four"].student, rows["four"].method) == ("cifar10", "vgg8", "ce")
+    assert (rows["flow"].dataset, rows["flow"].epochs, rows["flow"].method) == ("cifar100", 3, "amd(g)")
+    assert (rows["odd"].dataset, rows["odd"].student, rows["odd"].teacher) == ("?", "?", "-")
+    assert all(row.status == "starting" for row in rows.values())
+
+
+def test_runs_screen_snapshot(tmp_path, snap_compare):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def highlight_stopped(pilot):
+        await settle(pilot)
+        cursor_to(app.screen, STOPPED)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=highlight_stopped)
+
+
+def test_runs_screen_compare_snapshot(tmp_path, snap_compare):
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def mark_two(pilot):
+        await settle(pilot)
+        cursor_to(app.screen, STOPPED)
+        await pilot.press("space", "space")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=mark_two)
