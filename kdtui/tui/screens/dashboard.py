@@ -221,7 +221,7 @@ class DashboardScreen(Screen):
             xlabel = "step"
         ylabel = {"linear": "", "log10": "log10(loss)", "normalised": "loss / max"}[self.scale]
         plot.border_title = f"loss — {view}, {self.scale}"
-        plot.show(series, title="", xlabel=xlabel, ylabel=ylabel)
+        plot.show(series, title="", xlabel=xlabel, ylabel=ylabel, integer_x=xlabel == "epoch")
 
     def draw_accuracy(self) -> None:
         history, plot = self.history, self.query_one("#accuracy", SeriesPlot)
@@ -235,11 +235,11 @@ class DashboardScreen(Screen):
             best = max(range(len(ys)), key=ys.__getitem__)
             points.append(Series(f"best {ys[best]:.2f} @{xs[best]}", [xs[best]], [ys[best]], marker="@"))
         title = f"teacher {teacher:.2f}% (red line)" if hlines else ""
-        plot.show(series, title=title, xlabel="epoch", hlines=hlines, points=points)
+        plot.show(series, title=title, xlabel="epoch", integer_x=True, hlines=hlines, points=points)
 
     def draw_lr(self) -> None:
         xs, ys = self.history.epoch_series("lr")
-        self.query_one("#lr", SeriesPlot).show([Series("lr", xs, ys)], xlabel="epoch")
+        self.query_one("#lr", SeriesPlot).show([Series("lr", xs, ys)], xlabel="epoch", integer_x=True)
 
     def fill_table(self) -> None:
         table = self.query_one("#values", DataTable)

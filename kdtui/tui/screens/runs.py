@@ -387,10 +387,10 @@ class RunsScreen(Screen):
         self.query_one("#runs-config", Static).update(config)
         history = detail.history
         self.query_one("#runs-acc", SeriesPlot).show(
-            [Series("", *history.epoch_series("test_acc"))], xlabel="epoch",
+            [Series("", *history.epoch_series("test_acc"))], xlabel="epoch", integer_x=True,
             empty_text="no epoch recorded")
         self.query_one("#runs-loss", SeriesPlot).show(
-            [Series("", *history.epoch_loss("total"))], xlabel="epoch",
+            [Series("", *history.epoch_loss("total"))], xlabel="epoch", integer_x=True,
             empty_text="no epoch recorded")
 
     def summary_text(self, detail: RunDetail) -> Text:
@@ -435,7 +435,7 @@ class RunsScreen(Screen):
         overlay = self.query_one("#runs-overlay", SeriesPlot)
         overlay.border_title = f"test accuracy % per epoch · {len(labels)} marked runs"
         overlay.show([Series(label, xs, ys) for label, (xs, ys) in zip(labels, comparison.curves)],
-                     xlabel="epoch", empty_text="no epoch recorded")
+                     xlabel="epoch", integer_x=True, empty_text="no epoch recorded")
         self.fill_diff()
 
     def fill_diff(self) -> None:

@@ -39,6 +39,7 @@ class PlotSpec:
     hlines: list[tuple[float, str]] = field(default_factory=list)   # (y, colour)
     points: list[Series] = field(default_factory=list)              # scatter marks, drawn last
     empty_text: str = "waiting for data…"
+    integer_x: bool = False   # whole-number x ticks (epochs), not plotext's 1.50, 2.00, …
 
 
 class SeriesPlot(PlotextPlot):
@@ -72,6 +73,9 @@ class SeriesPlot(PlotextPlot):
             if xs:
                 plt.scatter(xs, ys, label=series.label, marker=series.marker)
                 drawn = True
+        if drawn and spec.integer_x:
+            xs_all = [x for series in spec.series + spec.points for x in series.xs]
+            plt.xticks(integer_ticks(min(xs_all), max(xs_all), max(self.size.width // 10, 2)))
         plt.title(spec.title if drawn else f"{spec.title} — {spec.empty_text}")
         plt.xlabel(spec.xlabel)
         plt.ylabel(spec.ylabel)
@@ -82,3 +86,10 @@ def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float]
     # zip stops at the shorter one: a series may be mid-append in the reader thread.
     pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, (int, float)) and math.isfinite(y)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def integer_ticks(low: float, high: float, most: int) -> list[int]:
+    """At most ``most`` evenly spaced whole numbers from ``low`` to ``high``."""
+    low, high = math.floor(low), math.ceil(high)
+    step = max(1, math.ceil((high - low) / max(most - 1, 1)))
+    return list(range(low, high + 1, step))
