@@ -177,7 +177,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         raw.setdefault("preset", Path(path).stem)
     else:
         raw = {}
-    _expand_loss_shorthand(raw)
+    expand_loss_shorthand(raw)
     for text in overrides:
         keys, value = parse_override(text)
         if keys[0] not in SECTIONS:
@@ -186,7 +186,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     return validate(raw)
 
 
-def _expand_loss_shorthand(raw: dict[str, Any]) -> None:
+def expand_loss_shorthand(raw: dict[str, Any]) -> None:
     """``loss: {kd: 0.9}`` means ``loss: {kd: {weight: 0.9}}``; expanded before overrides so
     ``--set loss.kd.temperature=2`` works on either form."""
     losses = raw.get("loss")

@@ -33,9 +33,9 @@ class QuitScreen(ModalScreen[str | None]):
                         f"it running in the background and watch it later with `{watch}`.",
                         id="detail")
             with Horizontal(id="buttons"):
-                yield Button("Stop the run [s]", id="stop", variant="error")
-                yield Button("Leave it running [l]", id="leave", variant="primary")
-                yield Button("Cancel [esc]", id="cancel")
+                yield Button("Stop the run (s)", id="stop", variant="error")
+                yield Button("Leave it running (l)", id="leave", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_choose("" if event.button.id == "cancel" else str(event.button.id))

@@ -1,0 +1,330 @@
+"""The home screen and its launcher: presets into fields, the CLI's validator inline, the
+overrides and command line, starting a run, saving a preset, recent runs, small terminals
+and an SVG snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import pytest
+import yaml
+
+from kdtui.config import load_config
+from kdtui.errors import KdtuiError
+from kdtui.presets import find_preset
+from kdtui.store import RunDir, runs_root
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.confirm import ConfirmScreen
+from kdtui.tui.screens.home import HomeScreen
+from kdtui.tui.widgets.launcher import (Launcher, PresetNameScreen, PresetPicker, preset_name_problem,
+                                        preset_save_path, yaml_text)
+
+FINISHED_RUN = "20261128-101500-tiny_teacher"
+# The first import of PyTorch (the loss and model registries) takes seconds on a busy machine.
+READY_TIMEOUT_S = 180
+
+
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+async def settle(pilot, launcher: Launcher) -> None:
+    """Let the change events arrive and the validation they schedule run."""
+    await pilot.pause()
+    await wait_until(pilot, lambda: not launcher.validation_pending)
+
+
+async def ready_launcher(pilot) -> Launcher:
+    await wait_until(pilot, lambda: bool(pilot.app.screen.query(Launcher)))
+    launcher = pilot.app.screen.query_one(Launcher)
+    await wait_until(pilot, lambda: launcher.ready and not launcher.params_pending, READY_TIMEOUT_S)
+    await settle(pilot, launcher)
+    return launcher
+
+
+def run_home(body: Callable[[KdtuiApp, object, Launcher], Awaitable[None]], size: tuple[int, int] = (120, 40)) -> None:
+    async def main() -> None:
+        app = KdtuiApp(runs_root(), start="home")
+        async with app.run_test(size=size) as pilot:
+            await body(app, pilot, await ready_launcher(pilot))
+
+    asyncio.run(main())
+
+
+async def type_into(pilot, launcher: Launcher, key: str, text: str) -> None:
+    editor = launcher.field(key).editor
+    editor.focus()
+    editor.clear()
+    await pilot.press(*text)
+    await settle(pilot, launcher)
+
+
+async def set_switch(pilot, launcher: Launcher, selector: str, on: bool) -> None:
+    switch = launcher.query_one(selector)
+    switch.focus()
+    if switch.value != on:
+        await pilot.press("space")
+    await settle(pilot, launcher)
+
+
+async def pick_preset(pilot, launcher: Launcher, name: str) -> None:
+    await pilot.press("ctrl+o")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, PresetPicker))
+    await pilot.press(*name, "enter")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, PresetPicker))
+    await settle(pilot, launcher)
+
+
+def write_finished_run(root: Path) -> RunDir:
+    run = RunDir(root / FINISHED_RUN)
+    (run.path / "checkpoints").mkdir(parents=True)
+    run.write_config({"preset": "tiny_teacher", "data": {"dataset": "shapes"}, "student": {"arch": "wrn_16_1"},
+                      "loss": {"ce": {"weight": 1.0}}, "train": {"epochs": 2}})
+    run.write_summary({"status": "finished", "run_id": FINISHED_RUN, "epochs": 2, "epochs_done": 2,
+                       "best_test_acc": 61.25, "final_test_acc": 60.5})
+    return run
+
+
+def cli_message(preset: str, overrides: list[str]) -> str:
+    """What `kdtui run PRESET --set …` reports for these overrides."""
+    with pytest.raises(KdtuiError) as caught:
+        load_config(find_preset(preset), overrides)
+    return str(caught.value)
+
+
+def test_choosing_a_preset_shows_its_values(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        # The first preset of the first group is shown at start.
+        assert launcher.preset_path == tiny_presets / "tiny_student.yaml"
+        await pick_preset(pilot, launcher, "tiny_teacher")
+        assert launcher.preset_path == tiny_presets / "tiny_teacher.yaml"
+        assert launcher.field("train.epochs").editor.value == "2"
+        assert launcher.field("train.lr").editor.value == "0.05"
+        assert launcher.field("train.schedule").editor.value == "cosine"
+        assert launcher.field("data.dataset").editor.value == "shapes"
+        assert launcher.field("student.arch").editor.value == "wrn_10_1"
+        assert launcher.teacher.source == "none"
+        assert launcher.query_one("#loss-ce .loss-switch").value is True
+        assert launcher.query_one("#loss-kd .loss-switch").value is False
+        assert launcher.overrides() == [] and launcher.valid
+
+        await pick_preset(pilot, launcher, "tiny_student")
+        assert launcher.field("train.epochs").editor.value == "3"
+        assert launcher.teacher.source == "auto"
+        assert launcher.teacher.preset.editor.value == "tiny_teacher"
+        assert launcher.query_one("#loss-amd .loss-switch").value is True
+        assert launcher.query_one("#field-loss-amd-local Switch").value is True
+        assert launcher.query_one("#field-loss-kd-temperature Input").value == "4"
+        assert launcher.query_one("#field-loss-kd-weight Input").value == "0.9"
+        assert launcher.overrides() == [] and launcher.valid
+
+    run_home(body)
+
+
+def test_every_loss_and_its_options_are_generated(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        from kdtui.losses import LOSSES
+
+        for name in LOSSES.names():
+            assert launcher.query_one(f"#loss-{name}").query(".loss-switch")
+        for key in ("kd-temperature", "amd-margin", "amd-scale", "amd-local", "amd-terms"):
+            assert launcher.query(f"#field-loss-{key}"), key
+        # AMD's A/P/N: one checkbox each; unticking N is an override of the list.
+        boxes = {str(box.label): box for box in launcher.query("#field-loss-amd-terms Checkbox")}
+        assert set(boxes) == {"A", "P", "N"}
+        boxes["N"].value = False
+        await settle(pilot, launcher)
+        assert launcher.overrides() == ["loss.amd.terms=[A, P]"]
+        # Disabled losses are collapsed to their switch and weight.
+        assert launcher.query_one("#loss-dkd").has_class("-off")
+        assert not launcher.query_one("#loss-amd").has_class("-off")
+
+    run_home(body)
+
+
+def test_lr_zero_shows_the_cli_message_inline_and_disables_start(tiny_presets: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(KdtuiApp, "start_run", lambda self, args: started.append(args))
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        await type_into(pilot, launcher, "train.lr", "0")
+        expected = cli_message("tiny_student", ["train.lr=0"])
+        assert expected.startswith("train.lr: got 0.0, expected a value greater than 0")
+        assert launcher.field_error("train.lr") == expected
+        assert launcher.error == expected
+        assert launcher.query_one("#start").disabled
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert started == []
+
+        await type_into(pilot, launcher, "train.lr", "0.05")
+        assert launcher.field_error("train.lr") is None and launcher.valid
+
+    run_home(body)
+
+
+def test_valid_change_enables_start_with_the_overrides(tiny_presets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(KdtuiApp, "start_run", lambda self, args: started.append(args))
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        await type_into(pilot, launcher, "train.epochs", "0")
+        assert launcher.field_error("train.epochs") == cli_message("tiny_student", ["train.epochs=0"])
+        await type_into(pilot, launcher, "train.epochs", "5")
+        assert not launcher.query_one("#start").disabled
+        assert launcher.command_line() == "kdtui run tiny_student --set train.epochs=5 --headless"
+        await pilot.click("#start")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert started == [["tiny_student", "--set", "train.epochs=5"]] * 2
+
+    run_home(body)
+
+
+def test_turning_losses_on_and_off(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        await set_switch(pilot, launcher, "#loss-at .loss-switch", True)
+        assert launcher.overrides() == ["loss.at.weight=1000"]
+        assert not launcher.query_one("#loss-at").has_class("-off")
+
+        await set_switch(pilot, launcher, "#loss-kd .loss-switch", False)
+        assert launcher.overrides() == ["loss.at.weight=1000", "loss.kd.weight=0"]
+        assert launcher.query_one("#loss-kd").has_class("-off")
+        assert launcher.valid
+        assert "--set loss.kd.weight=0" in launcher.command_line()
+        # The validator agrees: KD is off, AT is on with its default weight.
+        config = load_config(launcher.preset_path, launcher.overrides())
+        assert set(config.active_losses) == {"ce", "amd", "at"}
+
+        # Every loss off: the validator's loss-section message appears at the loss mix.
+        for name in ("ce", "amd", "at"):
+            await set_switch(pilot, launcher, f"#loss-{name} .loss-switch", False)
+        assert launcher.field_error("loss") == cli_message("tiny_student", launcher.overrides())
+        assert not launcher.valid
+
+    run_home(body)
+
+
+def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        await type_into(pilot, launcher, "train.lr", "0.02")
+        await set_switch(pilot, launcher, "#loss-kd .loss-switch", False)
+        launcher.query_one("#field-loss-amd-local Switch").value = False
+        await settle(pilot, launcher)
+        overrides = launcher.overrides()
+        assert overrides == ["loss.amd.local=false", "loss.kd.weight=0", "train.lr=0.02"]
+        shown = load_config(tiny_presets / "tiny_student.yaml", overrides).to_dict()
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+        name_input = app.screen.query_one("#preset-name")
+        assert name_input.value == "tiny_student_custom"
+        name_input.value = "bad/name"
+        await pilot.pause()
+        assert app.screen.query_one("#save").disabled
+        name_input.value = "tiny_mine"
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        await settle(pilot, launcher)
+
+        saved = tiny_presets / "tiny_mine.yaml"
+        raw = yaml.safe_load(saved.read_text())
+        assert raw["preset"] == "tiny_mine" and list(raw)[0] == "preset"
+        assert raw["loss"]["kd"] == {"weight": 0, "temperature": 4}
+        loaded = load_config(saved).to_dict()
+        assert loaded == {**shown, "preset": "tiny_mine"}
+        # The form now edits the saved preset: same values, nothing overridden.
+        assert launcher.preset_path == saved and launcher.overrides() == []
+        assert launcher.field("train.lr").editor.value == "0.02"
+
+        # Saving over an existing preset asks first; "no" leaves the file alone.
+        await type_into(pilot, launcher, "train.epochs", "7")
+        for answer in ("n", "y"):
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+            app.screen.query_one("#preset-name").value = "tiny_mine"
+            await pilot.pause()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press(answer)
+            await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+            await settle(pilot, launcher)
+            assert load_config(saved).train.epochs == (3 if answer == "n" else 7)
+
+    run_home(body)
+
+
+def test_preset_names_and_where_they_are_saved(tiny_presets: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    assert preset_name_problem("cifar10_amd_mine") is None
+    for bad in ("", "../x", "a/b", "-x", "a..b"):
+        assert preset_name_problem(bad), bad
+    assert preset_save_path("mine") == tiny_presets / "mine.yaml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("kdtui.tui.widgets.launcher.os.access", lambda path, mode: False)
+    assert preset_save_path("mine") == tmp_path / "mine.yaml"
+
+
+def test_override_values_read_back_as_typed() -> None:
+    for value in (0.05, 1e-4, 5e-05, 5000.0, 3, True, None, [40, 80], ["A", "P"], "cpu", "yes", "1e-4", "a: b"):
+        assert yaml.safe_load(yaml_text(value)) == value, value
+
+
+def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    run = write_finished_run(runs_root())
+    opened: list[str] = []
+    monkeypatch.setattr(KdtuiApp, "open_dashboard", lambda self, ref: opened.append(ref))
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        table = app.screen.query_one("#recent-table")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert opened == [str(run.path)]
+
+        launcher.teacher.source_select.value = "run"
+        await settle(pilot, launcher)
+        assert launcher.teacher.run_id == FINISHED_RUN
+        assert launcher.overrides() == [f"teacher.checkpoint={FINISHED_RUN}"]
+        assert launcher.valid
+        # The teacher's architecture comes from the run: both counts and the ratio are shown.
+        await wait_until(pilot, lambda: not launcher.params_pending)
+        counts = str(launcher.query_one("#parameter-counts").content)
+        assert counts == "params: student 77,850 · teacher wrn_16_1 175,066 · compression 2.2× (10-class head)"
+
+    run_home(body)
+
+
+def test_small_terminal_and_light_theme(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        assert app.screen.has_class("-narrow")
+        start = app.screen.query_one("#start")
+        assert start.region.bottom <= 24 and start.region.width > 0  # the buttons stay on screen
+        form = launcher.query_one("#launcher-form")
+        assert form.max_scroll_y > 0  # the form scrolls
+        form.scroll_end(animate=False)
+        app.action_toggle_theme()
+        await type_into(pilot, launcher, "train.lr", "0")
+        await pilot.pause()
+        assert app.theme == "textual-light" and not launcher.valid
+
+    run_home(body, size=(80, 24))
+
+
+def test_home_snapshot(tiny_presets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare) -> None:
+    monkeypatch.chdir(tmp_path)  # paths are shown relative to the current directory: "runs"
+
+    async def run_before(pilot) -> None:
+        await ready_launcher(pilot)
+
+    assert snap_compare(KdtuiApp(runs_root(), start="home"), terminal_size=(120, 40), run_before=run_before)
