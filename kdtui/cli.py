@@ -45,14 +45,31 @@ def interactive() -> bool:
 
 def open_app(root: Path, **kwargs: object) -> None:
     from kdtui.tui.app import KdtuiApp
+    from kdtui.tui.process import launches_dir
 
-    KdtuiApp(root, **kwargs).run()  # type: ignore[arg-type]
+    try:  # the app writes launch logs here: an unwritable runs folder is an error now
+        launches_dir(root).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KdtuiError(f"Cannot use the runs folder {root}: {exc.strerror}. Choose another with "
+                         "--runs-dir or KDTUI_RUNS_DIR.") from None
+    app = KdtuiApp(root, **kwargs)  # type: ignore[arg-type]
+    app.run()
+    if app.return_code:
+        raise typer.Exit(app.return_code)
+
+
+def use_runs_dir(runs_dir: Optional[Path]) -> None:
+    # A --runs-dir given before the subcommand applies to it (through the variable every
+    # command falls back to), so `kdtui --runs-dir X runs ls` lists X.
+    if runs_dir is not None:
+        os.environ["KDTUI_RUNS_DIR"] = str(Path(runs_dir).expanduser().absolute())
 
 
 @app.callback()
 def home(ctx: typer.Context,
-         runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Runs folder for the app.")) -> None:
+         runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")) -> None:
     """With no command: the app's home screen (launcher and recent runs)."""
+    use_runs_dir(runs_dir)
     if ctx.invoked_subcommand is not None:
         return
     if not interactive():
@@ -60,7 +77,8 @@ def home(ctx: typer.Context,
         raise typer.Exit(0)
     from kdtui.store import runs_root
 
-    open_app(runs_root(runs_dir), start="home")
+    with user_errors():
+        open_app(runs_root(runs_dir), start="home")
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
@@ -125,20 +143,29 @@ def run(
     from kdtui.console import HeadlessConsole
     from kdtui.engine import events as ev
     from kdtui.presets import find_preset
-    from kdtui.store import RunDir, RunStoreWriter, resolve_run, runs_root
+    from kdtui.store import RunDir, RunStoreWriter, check_run_name, resolve_run, runs_root
 
     with user_errors():
         if (preset is None) == (resume is None):
             raise KdtuiError("Give either a PRESET to start a run or --resume RUN to continue one, "
                              "e.g. `kdtui run presets/quickstart.yaml --headless`.")
         root = runs_root(runs_dir)
+        if resume is not None and (overrides or name):
+            raise KdtuiError("--resume continues a run with its own config; --set and "
+                             "--name cannot be used with it.")
         if not headless and interactive():
+            # Everything the child would reject is checked here, so the app opens only on a
+            # run that can start; the child repeats the checks (for headless use).
             if resume is None:
-                load_config(find_preset(preset), tuple(overrides))  # bad input: error here, not in the app
+                cfg = load_config(find_preset(preset), tuple(overrides))
+                check_run_name(name or cfg.preset)
                 args = [preset, *(a for o in overrides for a in ("--set", o))] + (["--name", name] if name else [])
             else:
-                resolve_run(root, resume)
-                args = ["--resume", resume]
+                from kdtui.engine.launch import check_resumable
+
+                run_dir = resolve_run(root, resume)
+                check_resumable(run_dir)
+                args = ["--resume", str(run_dir.path)]
             open_app(root, start="run", run_args=args)
             return
         console = HeadlessConsole()
@@ -161,9 +188,6 @@ def run(
 
             try:
                 if resume is not None:
-                    if overrides or name:
-                        raise KdtuiError("--resume continues a run with its own config; --set and "
-                                         "--name cannot be used with it.")
                     _, ended = resume_run(resume, root, sinks_for=sinks_for, stop_event=stop.event,
                                           notify=notify)
                 else:
@@ -282,12 +306,13 @@ def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name o
         if not interactive():
             raise KdtuiError("kdtui watch needs a terminal; use `kdtui runs show "
                              f"{run_dir.id}` to print the run instead.")
-    open_app(root, start="watch", run_ref=str(run_dir.path))
+        open_app(root, start="watch", run_ref=run_dir)
 
 
 @runs_app.callback()
 def runs_viewer(ctx: typer.Context, runs_dir: Optional[Path] = RunsDirOption) -> None:
     """With no subcommand: the runs viewer (sort, filter, compare, resume, delete, export)."""
+    use_runs_dir(runs_dir)
     if ctx.invoked_subcommand is not None:
         return
     from kdtui.store import runs_root
@@ -295,7 +320,8 @@ def runs_viewer(ctx: typer.Context, runs_dir: Optional[Path] = RunsDirOption) ->
     if not interactive():
         print(ctx.get_help())
         raise typer.Exit(0)
-    open_app(runs_root(runs_dir), start="runs")
+    with user_errors():
+        open_app(runs_root(runs_dir), start="runs")
 
 
 @runs_app.command("ls")
@@ -304,23 +330,18 @@ def runs_ls(runs_dir: Optional[Path] = RunsDirOption) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kdtui.store import iter_runs, runs_root
+    from kdtui.store import runs_root
+    from kdtui.tui.runstate import list_run_rows
 
     root = runs_root(runs_dir)
     table = Table(title=f"runs in {root}", title_justify="left")
     table.add_column("run", no_wrap=True)  # ids are what users copy: never truncate them
-    for column in ("status", "student", "teacher", "epochs", "best %", "final %", "teacher %"):
+    for column in ("status", "student", "teacher", "method", "epochs", "best %", "final %", "teacher %"):
         table.add_column(column, justify="right" if "%" in column or column == "epochs" else "left")
-    for run_dir in iter_runs(root):
-        summary = run_dir.read_summary() or {}
-        config = run_dir.read_config() or {}
-        teacher = config.get("teacher") or {}
-        student = (config.get("student") or {}).get("arch", "?")
-        status = summary.get("status", "broken" if not config else "starting")
-        table.add_row(run_dir.id, status, student, teacher.get("arch") or "-",
-                      f"{summary.get('epochs_done', 0)}/{summary.get('epochs', '?')}",
-                      _acc(summary.get("best_test_acc")), _acc(summary.get("final_test_acc")),
-                      _acc(summary.get("teacher_test_acc")))
+    for row in list_run_rows(root):
+        table.add_row(row.id, row.status, row.student, row.teacher, row.method,
+                      f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
+                      _acc(row.best_acc), _acc(row.final_acc), _acc(row.teacher_acc))
     Console().print(table)
 
 

@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,17 +44,57 @@ def runs_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().absolute()
 
 
-def process_alive(pid: object, host: object) -> bool:
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux /proc), or None if unknown.
+
+    Recorded next to the pid so that a pid reused by another process (after a reboot or a
+    container restart keeps the hostname) is not mistaken for the run's writer."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: object, host: object, started: object = None) -> bool:
     """Whether the process that wrote a 'running' summary still exists on this machine."""
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or host != socket.gethostname():
+        return False  # pid 0/1/-1 would mean "my group", init or "everyone" to os.kill
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
-        return True
+        pass
+    if isinstance(started, int) and process_start_ticks(pid) not in (None, started):
+        return False  # the pid now belongs to another process
     return pid != os.getpid()
+
+
+def writer_alive(summary: dict[str, Any] | None) -> bool:
+    """Whether a run's summary says "running" and the process that wrote it still runs here."""
+    summary = summary or {}
+    return summary.get("status") == "running" and process_alive(
+        summary.get("pid"), summary.get("host"), summary.get("pid_start"))
+
+
+@contextmanager
+def training_lock(run: "RunDir") -> Iterator[None]:
+    """Held while a process trains ``run``, so two processes never train one run folder
+    (two resumes started at once, from the app and a shell). Released when the process
+    ends, however it ends."""
+    import fcntl
+
+    handle = (run.path / ".lock").open("a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KdtuiError(f"Run {run.id} is being trained by another process right now; "
+                             "wait for it, or stop it first, then resume.") from None
+        yield
+    finally:
+        handle.close()
 
 
 def check_run_name(name: str) -> str:
@@ -164,8 +205,11 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def method_label(loss: Any) -> str:
-    """'ce+kd+amd(g+l)' from a config's loss section: the active terms, in order."""
+def method_label(loss: Any, label_of: Any = None) -> str:
+    """'ce+kd+amd(g+l)' from a config's loss section: the active terms, in order.
+
+    ``label_of(name, options)`` names a term (the loss registry's labels, which say e.g.
+    whether AMD is global or g+l); without it, the bare loss names."""
     if not isinstance(loss, dict):
         return "?"
     parts = []
@@ -173,13 +217,11 @@ def method_label(loss: Any) -> str:
         weight = opts.get("weight", 1.0) if isinstance(opts, dict) else opts
         if isinstance(weight, (int, float)) and weight <= 0:
             continue
-        if name == "amd" and isinstance(opts, dict):
-            name = "amd(g+l)" if opts.get("local") else "amd(g)"
-        parts.append(str(name))
+        parts.append(str(label_of(name, opts) if label_of else name))
     return "+".join(parts) or "-"
 
 
-def describe_config(config: dict[str, Any]) -> dict[str, Any]:
+def describe_config(config: dict[str, Any], label_of: Any = None) -> dict[str, Any]:
     """What a runs table shows of a config: dataset, student, teacher ("-" if none), method,
     epochs. Also written into summary.json, so listing runs needs no YAML parsing."""
 
@@ -191,7 +233,7 @@ def describe_config(config: dict[str, Any]) -> dict[str, Any]:
     return {"dataset": str(section("data").get("dataset", "?")),
             "student": str(section("student").get("arch", "?")),
             "teacher": str(teacher.get("arch") or "?") if isinstance(teacher, dict) else "-",
-            "method": method_label(config.get("loss")),
+            "method": method_label(config.get("loss"), label_of),
             "epochs": section("train").get("epochs")}
 
 
@@ -245,12 +287,21 @@ def resolve_run(root: Path, ref: str) -> RunDir:
                      "use --runs-dir to look in another runs folder.")
 
 
+def loss_label(name: str, options: Any) -> str:
+    """A loss term's label from the registry (the writer runs where the losses are loaded)."""
+    from kdtui.losses import LOSSES
+
+    return LOSSES.get(name).label(name, options) if name in LOSSES else name
+
+
 class RunStoreWriter:
     """Event sink that records a run: metrics.jsonl lines, summary.json, log.txt."""
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
         self.summary: dict[str, Any] = run.read_summary() or {}
+        self._process_start_wall = 0.0   # training time before this process (a resume)
+        self._process_start = time.time()
 
     def __call__(self, event: Any) -> None:
         from kdtui.engine import events as ev
@@ -261,8 +312,8 @@ class RunStoreWriter:
                 epochs_done=event.start_epoch, device=event.device,
                 student_params=event.student_params, teacher_params=event.teacher_params,
                 teacher_id=event.teacher_id, started_at=self.summary.get("started_at", event.time),
-                pid=os.getpid(), host=socket.gethostname(),
-                describe=describe_config(event.config),
+                pid=os.getpid(), host=socket.gethostname(), pid_start=process_start_ticks(os.getpid()),
+                describe=describe_config(event.config, loss_label),
             )
             self.summary.pop("error", None)
             for key in ("best_test_acc", "final_test_acc", "teacher_test_acc"):
@@ -304,7 +355,7 @@ class RunStoreWriter:
             self._log(f"run {event.status}" + (f": {event.error}" if isinstance(event, ev.RunFailed) else ""))
 
     def _wall(self, now: float) -> float:
-        return round(getattr(self, "_process_start_wall", 0.0) + now - getattr(self, "_process_start", now), 3)
+        return round(self._process_start_wall + now - self._process_start, 3)
 
     def _append(self, record: dict[str, Any]) -> None:
         with self.run.metrics_path.open("a", encoding="utf-8") as handle:

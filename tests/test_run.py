@@ -232,3 +232,14 @@ def test_help_does_not_import_torch():
 def test_presets_command_lists_names_and_descriptions(tiny_presets):
     result = kdtui("presets")
     assert result.exit_code == 0 and "tiny_teacher" in result.output and "tiny student" in result.output
+
+
+def test_resume_refuses_overrides_and_name():
+    result = kdtui("run", "--resume", "20261128-101500-x", "--set", "train.lr=0.1")
+    assert result.exit_code == 2 and "--set and --name cannot be used" in result.output
+
+
+def test_a_runs_dir_before_the_subcommand_applies_to_it(tmp_path):
+    (tmp_path / "elsewhere" / "20261128-101500-far").mkdir(parents=True)
+    result = kdtui("--runs-dir", str(tmp_path / "elsewhere"), "runs", "ls")
+    assert result.exit_code == 0 and "20261128-101500-far" in result.output

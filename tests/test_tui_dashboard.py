@@ -126,6 +126,24 @@ def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
     run_app(app, scenario)
 
 
+def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
+    write_fixed_run(tmp_path)
+    (tmp_path / "20261128-101600-broken").mkdir()  # no config.yaml: still opens
+    app = KdtuiApp(tmp_path, start="runs", poll_interval=0.05)
+
+    async def scenario(pilot):
+        base = app.screen
+        for run_id in (RUN_ID, "20261128-101600-broken"):
+            app.open_dashboard(RunDir(tmp_path / run_id))
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, DashboardScreen)
+            await pilot.press("escape")
+            await pilot.pause(0.1)
+            assert app.screen is base
+
+    run_app(app, scenario)
+
+
 def test_dashboard_stacks_panels_at_80x24(tmp_path):
     write_fixed_run(tmp_path)
     app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
@@ -220,6 +238,9 @@ def test_quit_with_a_run_active_can_leave_it_running(tmp_path):
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("escape")                 # cancel: still on the dashboard
         assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("ctrl+q")                 # Textual's own quit key asks too
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")
         await pilot.press("q", "l")                  # leave it running
         await wait_for(pilot, lambda: not app.is_running, 10, "the app to exit")
 

@@ -93,7 +93,10 @@ def test_history_series_terms_and_best():
     assert history.epoch_series("test_acc") == ([1, 2], [9.0, 5.0])
     rows = {name: (latest, best) for name, latest, best in history.latest_and_best()}
     assert rows["test acc %"] == (5.0, 9.0)           # accuracy: best is the highest
-    assert rows["loss total"] == (3.0, 1.5)           # latest step value; best = lowest epoch mean
+    assert rows["loss total"] == (1.5, 1.5)           # latest and best are epoch means
+    history = RunHistory()
+    history.add([step_record(1, 4.0)])
+    assert {n: l for n, l, _ in history.latest_and_best()}["loss total"] == 4.0  # no epoch yet
 
 
 def test_history_aligns_a_term_that_appears_later():
@@ -113,6 +116,19 @@ def test_ema_matches_tensorboard_debiased_smoothing():
     assert math.isnan(ema([1.0, math.nan, 2.0], 0.5)[1])
 
 
+def test_incremental_ema_equals_the_full_computation_as_the_series_grows():
+    from kdtui.tui.runstate import IncrementalEma
+
+    values = [float(v % 7) for v in range(50)] + [math.nan, 3.0]
+    smoother = IncrementalEma()
+    for end in (5, 20, 52):
+        got = smoother.update(values[:end], 0.9)
+        want = ema(values[:end], 0.9)
+        assert [g for g in got if g == g] == pytest.approx([w for w in want if w == w])
+    assert smoother.update(values[:3], 0.9) == pytest.approx(ema(values[:3], 0.9))  # reset: shorter
+    assert smoother.update(values[:3], 0.5) == pytest.approx(ema(values[:3], 0.5))  # new smoothing
+
+
 def test_downsample_keeps_length_bound_and_bucket_means():
     xs = list(range(1000))
     ys = [float(x) for x in xs]
@@ -128,9 +144,13 @@ def test_log_and_normalised_scales():
     assert normalized([2.0, 4.0]) == [0.5, 1.0]
 
 
-def test_method_label_lists_active_terms():
-    assert method_label({"ce": {"weight": 0.1}, "kd": 0.9, "amd": {"weight": 5000, "local": True}}) \
-        == "ce+kd+amd(g+l)"
+def test_method_label_lists_active_terms_with_the_registry_labels():
+    from kdtui.store import loss_label
+
+    loss = {"ce": {"weight": 0.1}, "kd": 0.9, "amd": {"weight": 5000, "local": True}}
+    assert method_label(loss) == "ce+kd+amd"
+    assert method_label(loss, loss_label) == "ce+kd+amd(g+l)"
+    assert method_label({"ce": 1.0, "amd": {"weight": 2}}, loss_label) == "ce+amd(g)"
     assert method_label({"ce": 1.0, "amd": {"weight": 0}}) == "ce"
 
 
@@ -188,7 +208,8 @@ def test_launch_reports_announced_runs_in_order(tmp_path):
     assert launch.announced() == []
     announce(launch.announce_path, RunDir(tmp_path / "20261128-101500-t"), "teacher")
     announce(launch.announce_path, RunDir(tmp_path / "20261128-101501-s"), "student")
-    assert launch.announced() == [("20261128-101500-t", "teacher"), ("20261128-101501-s", "student")]
+    assert launch.announced() == [(tmp_path / "20261128-101500-t", "teacher"),
+                                  (tmp_path / "20261128-101501-s", "student")]
     assert "Usage" in launch.output_tail()
     assert not any(p.name.startswith("2026") for p in tmp_path.iterdir())  # no run folder made
 
@@ -217,3 +238,53 @@ def test_rows_read_the_summary_description_or_else_the_config(tmp_path):
                                      from_config.method, from_config.epochs) == ("shapes", "wrn_16_1", "wrn_16_3", "ce+kd", 4)
     assert describe_config({"data": 7, "teacher": None}) == {
         "dataset": "?", "student": "?", "teacher": "-", "method": "?", "epochs": None}
+
+
+def test_summary_rewrite_is_seen_even_with_an_unchanged_mtime(tmp_path):
+    # Coarse-timestamp filesystems: the last two writes of a run may share an mtime.
+    run = make_run(tmp_path, summary={"status": "running"})
+    follower = RunFollower(run)
+    first = run.summary_path.stat()
+    assert follower.poll().summary["status"] == "running"
+    run.write_summary({"status": "finished"})
+    os.utime(run.summary_path, ns=(first.st_atime_ns, first.st_mtime_ns))
+    assert follower.poll().summary == {"status": "finished"}
+
+
+def test_liveness_rejects_special_and_reused_pids():
+    from kdtui.store import process_alive, process_start_ticks
+
+    here = socket.gethostname()
+    for pid in (0, 1, -1, 2**80, True):
+        assert not process_alive(pid, here)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        start = process_start_ticks(sleeper.pid)
+        assert process_alive(sleeper.pid, here, start)
+        if start is not None:  # Linux: a pid now owned by a process started at another time
+            assert not process_alive(sleeper.pid, here, start + 1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
+    from kdtui.errors import KdtuiError
+    from kdtui.store import training_lock
+
+    run = make_run(tmp_path)
+    with training_lock(run):
+        with pytest.raises(KdtuiError, match="being trained by another process"):
+            with training_lock(run):
+                pass
+    with training_lock(run):  # released
+        pass
+
+
+def test_a_run_training_on_another_machine_cannot_be_deleted(tmp_path):
+    from kdtui.errors import KdtuiError
+    from kdtui.tui.runstate import check_deletable
+
+    run = make_run(tmp_path, summary={"status": "running", "pid": 4242, "host": "gpu-node-7"})
+    with pytest.raises(KdtuiError, match="still running"):
+        check_deletable(tmp_path, run)

@@ -21,7 +21,7 @@ from kdtui.config import RunConfig, load_config
 from kdtui.engine import events as ev
 from kdtui.errors import KdtuiError
 from kdtui.losses import LOSSES
-from kdtui.store import RunDir, create_run, process_alive, resolve_run
+from kdtui.store import RunDir, create_run, resolve_run, training_lock, writer_alive
 
 SinksFor = Callable[[RunDir], list[ev.Sink]]
 Notify = Callable[[str], None]
@@ -119,9 +119,25 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                       teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event)
     run = create_run(root, name or cfg.preset)
-    run.write_config(prepared.cfg.to_dict())
-    trainer.sinks = sinks_for(run) if sinks_for else []
-    return run, trainer.fit(run)
+    with training_lock(run):
+        run.write_config(prepared.cfg.to_dict())
+        trainer.sinks = sinks_for(run) if sinks_for else []
+        return run, trainer.fit(run)
+
+
+def check_resumable(run: RunDir) -> dict:
+    """The run's config if it can be resumed now; otherwise a KdtuiError saying why."""
+    raw = run.read_config()
+    if raw is None:
+        raise KdtuiError(f"Run {run.id} has no readable config.yaml, so it cannot be resumed.")
+    summary = run.read_summary() or {}
+    if writer_alive(summary):
+        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
+                         "first (Ctrl-C or kill -TERM), then resume.")
+    if summary.get("status") == "finished":
+        raise KdtuiError(f"Run {run.id} already finished; nothing to resume. To train longer, start "
+                         f"a new run from its config: kdtui run {run.config_path} --set train.epochs=N.")
+    return raw
 
 
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
@@ -130,20 +146,10 @@ def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
     from kdtui.engine.trainer import Trainer
 
     run = resolve_run(root, ref)
-    raw = run.read_config()
-    if raw is None:
-        raise KdtuiError(f"Run {run.id} has no readable config.yaml, so it cannot be resumed.")
-    summary = run.read_summary() or {}
-    status = summary.get("status")
-    if status == "running" and process_alive(summary.get("pid"), summary.get("host")):
-        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
-                         "first (Ctrl-C or kill -TERM), then resume.")
-    if status == "finished":
-        raise KdtuiError(f"Run {run.id} already finished; nothing to resume. To train longer, start "
-                         f"a new run from its config: kdtui run {run.config_path} --set train.epochs=N.")
-    cfg = load_config(data=raw)
-    prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
-    sinks = sinks_for(run) if sinks_for else []
-    trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
-                      teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
-    return run, trainer.fit(run, resume=True)
+    with training_lock(run):  # checked under the lock: two resumes at once cannot both pass
+        cfg = load_config(data=check_resumable(run))
+        prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
+        sinks = sinks_for(run) if sinks_for else []
+        trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
+                          teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
+        return run, trainer.fit(run, resume=True)

@@ -21,7 +21,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -168,6 +168,11 @@ class AMDOptions:
 class AMDLoss(LossMethod):
     Options = AMDOptions
     needs_teacher = True
+
+    @classmethod
+    def label(cls, name: str, options: Any) -> str:
+        local = isinstance(options, dict) and options.get("local")
+        return f"{name}(g+l)" if local else f"{name}(g)"
 
     def __init__(self, options: AMDOptions) -> None:
         super().__init__(options)

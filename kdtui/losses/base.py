@@ -58,6 +58,12 @@ class LossMethod(nn.Module):
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def label(cls, name: str, options: Any) -> str:
+        """How runs tables name this method (registered as ``name``) with these options
+        (its config mapping)."""
+        return name
+
     def weight_scale(self, epoch: int) -> float:
         """Factor on the method's weight during ``epoch`` (1-based); 1 unless it warms up."""
         return 1.0

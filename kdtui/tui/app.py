@@ -36,7 +36,7 @@ class KdtuiApp(App[None]):
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 
-    def __init__(self, root: Path, *, start: Start = "home", run_ref: str | None = None,
+    def __init__(self, root: Path, *, start: Start = "home", run_ref: str | RunDir | None = None,
                  run_args: list[str] | None = None, poll_interval: float = 0.5) -> None:
         super().__init__()
         self.runs_root = root
@@ -52,11 +52,12 @@ class KdtuiApp(App[None]):
             from kdtui.tui.screens.dashboard import DashboardScreen
 
             assert self.run_ref is not None
-            return DashboardScreen(run=resolve_run(self.runs_root, self.run_ref))
+            run = self.run_ref if isinstance(self.run_ref, RunDir) else resolve_run(self.runs_root, self.run_ref)
+            return DashboardScreen(run=run)
         if self.start == "run":
             from kdtui.tui.screens.dashboard import DashboardScreen
 
-            return DashboardScreen(launch=self._launch(self.run_args))
+            return DashboardScreen(launch=self.launch(self.run_args))
         if self.start == "runs":
             from kdtui.tui.screens.runs import RunsScreen
 
@@ -67,7 +68,8 @@ class KdtuiApp(App[None]):
 
     # --- navigation and actions the screens use ----------------------------------------
 
-    def _launch(self, run_args: list[str]) -> Launch:
+    def launch(self, run_args: list[str]) -> Launch:
+        """Start ``kdtui run <run_args> --headless`` in a child process."""
         launch = Launch.start(run_args, self.runs_root)
         self.launches.append(launch)
         return launch
@@ -76,10 +78,18 @@ class KdtuiApp(App[None]):
         """Start ``kdtui run <run_args> --headless`` in a child process and watch it."""
         from kdtui.tui.screens.dashboard import DashboardScreen
 
-        self.push_screen(DashboardScreen(launch=self._launch(run_args)))
+        self.push_screen(DashboardScreen(launch=self.launch(run_args)))
 
-    def resume_run(self, run_id: str) -> None:
-        self.start_run(["--resume", run_id])
+    def resume_run(self, run: str | RunDir) -> None:
+        """Resume a run (an id of the runs folder, or its RunDir wherever it lives)."""
+        self.start_run(["--resume", str(run.path) if isinstance(run, RunDir) else run])
+
+    def live_launch_for(self, run: RunDir) -> Launch | None:
+        """A launch of this app still training (or preparing) ``run``, if any."""
+        for launch in self.launches:
+            if launch.returncode is None and any(path == run.path for path, _ in launch.announced()):
+                return launch
+        return None
 
     def open_dashboard(self, run: RunDir | str) -> None:
         from kdtui.tui.screens.dashboard import DashboardScreen
@@ -91,6 +101,15 @@ class KdtuiApp(App[None]):
         from kdtui.tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
+
+    async def action_quit(self) -> None:
+        # ctrl+q must not skip the dashboard's question (stop the run, or leave it running?).
+        from kdtui.tui.screens.dashboard import DashboardScreen
+
+        if isinstance(self.screen, DashboardScreen):
+            self.screen.action_quit_dashboard()
+        else:
+            self.exit()
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

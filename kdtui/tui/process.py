@@ -9,7 +9,7 @@ first, when 'auto' has to train one, then the student) to an announce file the a
 Usage::
 
     launch = Launch.start(["presets/quickstart.yaml", "--set", "train.epochs=2"], runs_root())
-    launch.announced()      # [('20261128-101500-quickstart_teacher', 'teacher'), ...]
+    launch.announced()      # [(Path('runs/20261128-101500-quickstart_teacher'), 'teacher'), ...]
     stop_run(summary)       # SIGTERM to the run's process: it checkpoints and stops
 """
 
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtui.store import RunDir, process_alive
+from kdtui.store import RunDir, writer_alive
 
 
 def launches_dir(root: Path) -> Path:
@@ -58,18 +58,18 @@ class Launch:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return cls(process, root, announce, output, list(run_args))
 
-    def announced(self) -> list[tuple[str, str]]:
-        """(run id, role) of each run folder the child has created so far, in order; the
-        role is "teacher" (trained first for teacher 'auto'), "student" or "resume"."""
+    def announced(self) -> list[tuple[Path, str]]:
+        """(run folder, role) of each run the child has created or resumed so far, in order;
+        the role is "teacher" (trained first for teacher 'auto'), "student" or "resume"."""
         try:
             lines = self.announce_path.read_text(encoding="utf-8").splitlines()
         except OSError:
             return []
         runs = []
         for line in lines:
-            run_id, _, role = line.strip().partition("\t")
-            if run_id:
-                runs.append((run_id, role or "student"))
+            path, _, role = line.strip().partition("\t")
+            if path:
+                runs.append((Path(path), role or "student"))
         return runs
 
     @property
@@ -92,7 +92,7 @@ class Launch:
 def announce(path: str | os.PathLike[str], run: RunDir, role: str) -> None:
     """Called in the child when it creates a run folder."""
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"{run.id}\t{role}\n")
+        handle.write(f"{run.path.absolute()}\t{role}\n")  # a resumed run may live elsewhere
         handle.flush()
 
 
@@ -104,7 +104,7 @@ def stop_run(summary: dict | None) -> str:
         return f"The run is not running (status {summary.get('status', 'unknown')})."
     if host != socket.gethostname():
         return f"The run trains on {host}; stop it there (kill -TERM {pid})."
-    if not process_alive(pid, host):
+    if not writer_alive(summary):
         return "The run's process is gone; it can be resumed."
     try:
         os.kill(pid, signal.SIGTERM)

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from kdtui.errors import KdtuiError
-from kdtui.store import RUN_ID, RunDir, describe_config, iter_runs, process_alive
+from kdtui.store import RUN_ID, RunDir, describe_config, iter_runs, writer_alive
 
 try:  # libyaml when present: ~10× faster, which matters for listing 1000 runs
     from yaml import CSafeLoader as _SafeLoader
@@ -49,7 +49,7 @@ def effective_status(summary: dict[str, Any] | None, has_config: bool = True) ->
     if status == "running":
         if summary.get("host") not in (None, socket.gethostname()):
             return "running"  # another machine: cannot check, trust the file
-        if not process_alive(summary.get("pid"), summary.get("host")):
+        if not writer_alive(summary):
             return "crashed"
     return status
 
@@ -151,8 +151,9 @@ def check_deletable(root: Path, run: RunDir) -> None:
         raise KdtuiError(f"{run.path} is not a run folder of {root}; kdtui only deletes "
                          "run folders inside the runs folder (see --runs-dir).")
     summary = run.read_summary() or {}
-    if summary.get("status") == "running" and process_alive(summary.get("pid"), summary.get("host")):
-        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
+    if effective_status(summary) == "running":  # here and alive, or on another machine
+        raise KdtuiError(f"Run {run.id} is still running (process {summary.get('pid')} on "
+                         f"{summary.get('host')}); stop it "
                          "first (Ctrl-C, or kill -TERM), then delete it.")
 
 
@@ -248,7 +249,7 @@ class RunFollower:
         self.run = run
         self.metrics = _Tail(run.metrics_path)
         self.log = _Tail(run.log_path)
-        self.summary_mtime: float | None = None
+        self.summary_identity: tuple[int, int, int] | None = None
 
     def poll(self) -> RunUpdate:
         update = RunUpdate()
@@ -262,11 +263,13 @@ class RunFollower:
                 update.records.append(record)
         update.log_lines, _ = self.log.read()
         try:
-            mtime = self.run.summary_path.stat().st_mtime_ns
+            stat = self.run.summary_path.stat()
+            # Every write is an atomic rename (a new inode): coarse mtimes alone could miss one.
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         except OSError:
-            mtime = None
-        if mtime != self.summary_mtime:
-            self.summary_mtime = mtime
+            identity = None
+        if identity != self.summary_identity:
+            self.summary_identity = identity
             update.summary = self.run.read_summary()
         return update
 
@@ -340,8 +343,9 @@ class RunHistory:
         rows: list[tuple[str, float | None, float | None]] = []
         for term in self.terms:
             _, ys = self.epoch_loss(term)
+            # Epoch means, comparable with "best"; the last step's value before any epoch ends.
             latest = ys[-1] if ys else None
-            if self.last_step is not None:
+            if latest is None and self.last_step is not None:
                 latest = _float((self.last_step.get("loss") or {}).get(term))
             finite = [y for y in ys if math.isfinite(y)]
             rows.append((f"loss {term}", latest, min(finite) if finite else None))
@@ -358,17 +362,33 @@ def ema(values: Sequence[float], smoothing: float) -> list[float]:
 
     Bias-corrected, so the first points are not dragged towards zero; NaNs are skipped.
     """
-    if smoothing <= 0:
-        return list(values)
-    out, last, weight = [], 0.0, 0.0
-    for value in values:
-        if not math.isfinite(value):
-            out.append(math.nan)
-            continue
-        last = last * smoothing + (1 - smoothing) * value
-        weight = weight * smoothing + (1 - smoothing)
-        out.append(last / weight)
-    return out
+    return IncrementalEma().update(values, smoothing)
+
+
+class IncrementalEma:
+    """:func:`ema` of a growing series, computing only the new points on each call (a long
+    run's loss curve is re-smoothed every redraw otherwise)."""
+
+    def __init__(self) -> None:
+        self.smoothing: float | None = None
+        self.out: list[float] = []
+        self.last = 0.0
+        self.weight = 0.0
+
+    def update(self, values: Sequence[float], smoothing: float) -> list[float]:
+        if smoothing != self.smoothing or len(values) < len(self.out):
+            self.__init__()  # new smoothing, or a shorter (reset) series: start over
+            self.smoothing = smoothing
+        for value in values[len(self.out):]:
+            if smoothing <= 0:
+                self.out.append(value)
+            elif not math.isfinite(value):
+                self.out.append(math.nan)
+            else:
+                self.last = self.last * smoothing + (1 - smoothing) * value
+                self.weight = self.weight * smoothing + (1 - smoothing)
+                self.out.append(self.last / self.weight)
+        return self.out
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], points: int) -> tuple[list[float], list[float]]:

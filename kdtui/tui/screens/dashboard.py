@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from textual import work
@@ -28,7 +29,7 @@ from textual.worker import get_current_worker
 from kdtui.store import RunDir
 from kdtui.tui.process import Launch, stop_run
 from kdtui.tui.runstate import (
-    RESUMABLE, RunFollower, RunHistory, RunUpdate, effective_status, ema, log10_values,
+    RESUMABLE, IncrementalEma, RunFollower, RunHistory, RunUpdate, effective_status, log10_values,
     normalized,
 )
 from kdtui.tui.widgets.run_header import RunHeader, RunProgress
@@ -65,8 +66,8 @@ class DashboardScreen(Screen):
         self.epoch_view = False
         self.launch_error: str | None = None
         self.phase = ""
-        self.stop_requested = False
         self.steps_pending = False
+        self.smoothed: dict[str, IncrementalEma] = {}   # per loss term, for the step view
 
     # --- layout -------------------------------------------------------------------------
 
@@ -106,49 +107,68 @@ class DashboardScreen(Screen):
 
     # --- following the run (thread worker) ----------------------------------------------
 
-    @work(thread=True, exclusive=True, group="follow")
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def follow(self) -> None:
+        """Poll the launch (if any) and the run folder; hand what changed to the UI thread.
+
+        Files are read and JSON parsed here; the history the plots read is only changed on
+        the UI thread (in the callbacks), so a redraw never sees it half-updated."""
         worker = get_current_worker()
         follower: RunFollower | None = None
-        following: str | None = None
-        launch_reported = False
+        following: Path | None = None
+        reported: Launch | None = None
         interval = getattr(self.app, "poll_interval", 0.5)
+
+        def deliver(callback, *args) -> bool:
+            if worker.is_cancelled:
+                return False
+            try:
+                self.app.call_from_thread(callback, *args)
+            except RuntimeError:  # the app is shutting down
+                return False
+            return True
+
         while not worker.is_cancelled:
             launch = self.launch
             if launch is not None:
                 runs = launch.announced()
                 if runs and runs[-1][0] != following:
-                    run_id, role = runs[-1]
-                    phase = {"teacher": "training the teacher first (1/2)"}.get(role, "")
+                    path, role = runs[-1]
+                    phase = {"teacher": "teacher 1/2"}.get(role, "")
                     if role == "student" and len(runs) > 1:
-                        phase = "student (2/2)"
-                    self.app.call_from_thread(self.switch_run, RunDir(launch.root / run_id), phase)
-                    follower, following = None, None
+                        phase = "student 2/2"
+                    if not deliver(self.switch_run, RunDir(path), phase):
+                        return
+                    follower, following = RunFollower(RunDir(path)), path
                 code = launch.returncode
-                if code is not None and not launch_reported and (not runs or code not in (0, 1, 130, 143)):
-                    launch_reported = True
-                    self.app.call_from_thread(self.launch_ended, code, launch.output_tail())
+                # Exit codes 0, 1 (run failed), 130/143 (stopped) are told by the run's summary.
+                if code is not None and reported is not launch and (not runs or code not in (0, 1, 130, 143)):
+                    reported = launch
+                    if not deliver(self.launch_ended, code, launch.output_tail()):
+                        return
             if follower is None and self.run is not None:
-                follower, following = RunFollower(self.run), self.run.id
+                follower, following = RunFollower(self.run), self.run.path
             if follower is not None:
                 update = follower.poll()
-                if update.reset:
-                    self.history.clear()
-                # Parsed and accumulated here, off the event loop; the UI only draws.
-                self.history.add(update.records)
                 if update.records or update.log_lines or update.summary is not None or update.reset:
-                    self.app.call_from_thread(self.apply_update, update)
+                    if not deliver(self.apply_update, update):
+                        return
             time.sleep(interval)
 
     def switch_run(self, run: RunDir, phase: str) -> None:
+        if not self.is_attached:
+            return
         self.run = run
         self.phase = phase
         self.history = RunHistory()
+        self.smoothed.clear()
         self.summary = None
         self.query_one("#log", Log).write_line(f"── following {run.id}")
         self.redraw()
 
     def launch_ended(self, code: int, output: str) -> None:
+        if not self.is_attached:
+            return
         log = self.query_one("#log", Log)
         if self.run is None:
             self.launch_error = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
@@ -156,11 +176,18 @@ class DashboardScreen(Screen):
             self.notify(self.launch_error, title="The run did not start", severity="error", timeout=10)
         else:
             log.write_lines(output.splitlines()[-5:])
+            self.notify(output.strip().splitlines()[-1] if output.strip() else f"exit code {code}",
+                        title="The run process ended", severity="error", timeout=10)
         self.update_header()
 
     def apply_update(self, update: RunUpdate) -> None:
+        if not self.is_attached:
+            return
         if update.reset:
+            self.history.clear()
+            self.smoothed.clear()
             self.query_one("#log", Log).write_line("── metrics rewritten (resume): reloading")
+        self.history.add(update.records)
         if update.summary is not None:
             self.summary = update.summary
         if update.log_lines:
@@ -215,7 +242,8 @@ class DashboardScreen(Screen):
         else:
             xs = list(history.step_x)
             for term in history.terms:
-                ys = ema(list(history.step_loss.get(term, [])), self.smoothing)
+                smoother = self.smoothed.setdefault(term, IncrementalEma())
+                ys = smoother.update(history.step_loss.get(term, []), self.smoothing)
                 series.append(Series(term, xs, self.scaled(ys)))
             view = f"per step, smoothing {self.smoothing:g}"
             xlabel = "step"
@@ -263,8 +291,10 @@ class DashboardScreen(Screen):
         if status == "running" and last:
             p.epoch, p.step, p.steps_per_epoch = last.get("epoch", 0), last.get("step", 0), last.get("steps_per_epoch")
             if p.epoch <= done:  # the epoch finished; the next one has not logged a step yet
-                p.epoch, p.step = done + 1, 0
+                p.epoch, p.step = min(done + 1, epochs) if isinstance(epochs, int) else done + 1, 0
             p.img_per_s = last.get("img_per_s")
+        elif status == "running":
+            p.epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1  # no step logged yet
         else:
             p.epoch = done
         base, started = summary.get("wall_time_base_s"), summary.get("process_started_at")
@@ -284,7 +314,7 @@ class DashboardScreen(Screen):
         here = [r for r in self.history.epochs if r.get("time", 0) >= started]
         if here:
             per_epoch = sum(r.get("time_s", 0.0) for r in here) / len(here)
-            into = (last["step"] / spe) if last.get("epoch", 0) > here[-1]["epoch"] else 0.0
+            into = (last.get("step", 0) / spe) if last.get("epoch", 0) > here[-1]["epoch"] else 0.0
             return per_epoch * (epochs - here[-1]["epoch"] - into)
         # No epoch done by this process yet: the step rate since its first logged step.
         steps = [(x, t) for x, t in zip(self.history.step_x, self.history.step_t) if t >= started]
@@ -304,16 +334,21 @@ class DashboardScreen(Screen):
             return True
         return self.summary is not None and effective_status(self.summary) == "running"
 
-    def action_stop(self) -> None:
+    def request_stop(self) -> bool:
+        """Ask the run's process to stop; True if a signal was sent. Tells the user either way."""
         if self.launch is not None and self.launch.returncode is None:
             self.launch.terminate()
-            message = "Stopping: the run finishes its step, keeps the last checkpoint."
-        elif self.summary is not None:
-            message = stop_run(self.summary)
-        else:
-            message = "Nothing to stop yet."
-        self.stop_requested = True
+            self.notify("Stopping: the run finishes its step and keeps the last checkpoint.", title="Stop")
+            return True
+        if self.summary is None:
+            self.notify("Nothing to stop yet.", title="Stop")
+            return False
+        message = stop_run(self.summary)
         self.notify(message, title="Stop")
+        return message.startswith("Stopping")
+
+    def action_stop(self) -> None:
+        self.request_stop()
 
     def action_quit_dashboard(self) -> None:
         if not self.run_is_active():
@@ -326,8 +361,10 @@ class DashboardScreen(Screen):
 
     def quit_choice(self, choice: str | None) -> None:
         if choice == "stop":
-            self.action_stop()
-            self.wait_then_exit()
+            if self.request_stop():
+                self.wait_then_exit()
+            else:
+                self.app.exit()
         elif choice == "leave":
             self.app.exit(message=self.leave_message())
 
@@ -338,14 +375,19 @@ class DashboardScreen(Screen):
 
     @work(thread=True, exclusive=True, group="quit")
     def wait_then_exit(self) -> None:
-        # Give the run up to 60 s to checkpoint and record "stopped" before the app goes.
+        # Wait for the run to checkpoint and record "stopped" before the app goes, so the
+        # user sees it ended; a run still busy after a minute finishes on its own.
         deadline = time.time() + 60
         while time.time() < deadline and self.run_is_active():
             time.sleep(0.2)
-        self.app.call_from_thread(self.app.exit)
+        message = None
+        if self.run_is_active():
+            message = (f"{self.run.id if self.run else 'The run'} is still stopping; it keeps its last "
+                       "checkpoint and records 'stopped' when done.")
+        self.app.call_from_thread(self.app.exit, None, 0, message)
 
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1 + (self.app.screen_stack[0] is not self):
+        if len(self.app.screen_stack) > 1:  # opened from home or the runs viewer
             self.app.pop_screen()
 
     def action_scroll_panels(self, direction: int) -> None:
@@ -370,8 +412,10 @@ class DashboardScreen(Screen):
             self.notify(f"Only a stopped, failed or crashed run can be resumed (this one: {status}).",
                         severity="warning")
             return
-        self.launch = Launch.start(["--resume", self.run.id], self.app.runs_root)
-        self.app.launches.append(self.launch)
+        if (self.launch is not None and self.launch.returncode is None) or self.app.live_launch_for(self.run):
+            self.notify("This run is already being resumed.", severity="warning")
+            return
+        self.launch = self.app.launch(["--resume", str(self.run.path)])
         self.launch_error = None
         self.notify(f"Resuming {self.run.id}.")
 
