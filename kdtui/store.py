@@ -190,7 +190,7 @@ class RunDir:
         return [r for r in self.read_metrics() if r.get("event") == "epoch"]
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")

@@ -144,6 +144,22 @@ def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
     run_app(app, scenario)
 
 
+def test_text_typed_at_the_delete_question_deletes_nothing(tmp_path):
+    # A shell command typed into the wrong window must not answer "yes" by accident.
+    write_fixed_run(tmp_path)
+    app = KdtuiApp(tmp_path, start="runs", poll_interval=0.05)
+
+    async def scenario(pilot):
+        await pilot.pause(0.5)
+        await pilot.press(*"kdtui watch quickstart", "enter")
+        await pilot.pause(0.5)
+        assert (tmp_path / RUN_ID).is_dir()
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, 5, "q to quit the runs viewer")
+
+    run_app(app, scenario)
+
+
 def test_dashboard_stacks_panels_at_80x24(tmp_path):
     write_fixed_run(tmp_path)
     app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)

@@ -11,16 +11,17 @@ from typing import Awaitable, Callable
 
 import pytest
 import yaml
+from textual.app import App
 
+import kdtui.presets
 from kdtui.config import load_config
 from kdtui.errors import KdtuiError
 from kdtui.presets import find_preset
-from kdtui.store import RunDir, runs_root
+from kdtui.store import RunDir, check_run_name, runs_root
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.home import HomeScreen
-from kdtui.tui.widgets.launcher import (Launcher, PresetNameScreen, PresetPicker, preset_name_problem,
-                                        preset_save_path, yaml_text)
+from kdtui.tui.widgets.launcher import Launcher, PresetNameScreen, PresetPicker, preset_save_path, yaml_text
 
 FINISHED_RUN = "20261128-101500-tiny_teacher"
 # The first import of PyTorch (the loss and model registries) takes seconds on a busy machine.
@@ -229,6 +230,10 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
         name_input.value = "bad/name"
         await pilot.pause()
         assert app.screen.query_one("#save").disabled
+        # The rule and the message of run names (kdtui.store.check_run_name).
+        with pytest.raises(KdtuiError) as caught:
+            check_run_name("bad/name")
+        assert app.screen.query_one("#preset-name-error").message == str(caught.value)
         name_input.value = "tiny_mine"
         await pilot.pause()
         await pilot.press("enter")
@@ -262,11 +267,7 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
     run_home(body)
 
 
-def test_preset_names_and_where_they_are_saved(tiny_presets: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    assert preset_name_problem("cifar10_amd_mine") is None
-    for bad in ("", "../x", "a/b", "-x", "a..b"):
-        assert preset_name_problem(bad), bad
+def test_where_presets_are_saved(tiny_presets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert preset_save_path("mine") == tiny_presets / "mine.yaml"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("kdtui.tui.widgets.launcher.os.access", lambda path, mode: False)
@@ -281,7 +282,7 @@ def test_override_values_read_back_as_typed() -> None:
 def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     run = write_finished_run(runs_root())
-    opened: list[str] = []
+    opened: list[RunDir] = []
     monkeypatch.setattr(KdtuiApp, "open_dashboard", lambda self, ref: opened.append(ref))
 
     async def body(app, pilot, launcher: Launcher) -> None:
@@ -290,7 +291,7 @@ def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: P
         table.focus()
         await pilot.press("enter")
         await pilot.pause()
-        assert opened == [str(run.path)]
+        assert opened == [run]
 
         launcher.teacher.source_select.value = "run"
         await settle(pilot, launcher)
@@ -303,6 +304,92 @@ def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: P
         assert counts == "params: student 77,850 · teacher wrn_16_1 175,066 · compression 2.2× (10-class head)"
 
     run_home(body)
+
+
+def test_a_broken_recent_run_opens_its_folder_without_resolving_it(tiny_presets: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run folder without config.yaml: resolving "20261129-…" as a reference would fail.
+    broken = RunDir(runs_root() / "20261129-090000-broken")
+    broken.path.mkdir(parents=True)
+    opened: list[object] = []
+    monkeypatch.setattr(KdtuiApp, "open_dashboard", lambda self, ref: opened.append(ref))
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        table = app.screen.query_one("#recent-table")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, HomeScreen)
+        assert len(opened) == 1 and isinstance(opened[0], RunDir) and opened[0].path == broken.path
+
+    run_home(body)
+
+
+def test_an_unreadable_runs_folder_is_reported_not_fatal(tiny_presets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(root: Path) -> list:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("kdtui.tui.screens.home.list_run_rows", fail)
+    messages: list[str] = []
+    notify = KdtuiApp.notify
+    monkeypatch.setattr(KdtuiApp, "notify", lambda self, message, *args, **kwargs: (
+        messages.append(message), notify(self, message, *args, **kwargs)))
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        await wait_until(pilot, lambda: "disk on fire" in messages)
+        assert app.is_running and isinstance(app.screen, HomeScreen)
+        assert "Could not read" in str(app.screen.query_one("#recent-note").content)
+
+    run_home(body)
+
+
+def test_the_picker_filters_without_reading_the_presets_again(tiny_presets: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    list_presets = kdtui.presets.list_presets
+
+    def counted() -> list:
+        reads.append(1)
+        return list_presets()
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        # grouped_presets() reads through list_presets(): every read is counted from here on.
+        monkeypatch.setattr(kdtui.presets, "list_presets", counted)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetPicker))
+        picker = app.screen
+        await pilot.pause()
+        assert set(picker.paths) == {"tiny_teacher", "tiny_student"}
+        await pilot.press(*"teach")
+        await pilot.pause()
+        assert set(picker.paths) == {"tiny_teacher"}
+        await pilot.press("backspace", *"xyz")
+        await pilot.pause()
+        assert picker.paths == {}
+        assert reads == []
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
+
+    run_home(body)
+
+
+def test_the_picker_reads_the_presets_itself_before_the_form_has_them(tiny_presets: Path) -> None:
+    chosen: list[Path | None] = []
+
+    class PickerApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(PresetPicker(None), chosen.append)  # as before the launcher has read them
+
+    async def main() -> None:
+        app = PickerApp()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, PresetPicker) and bool(app.screen.paths))
+            await pilot.press(*"student", "enter")
+            await wait_until(pilot, lambda: bool(chosen))
+            assert chosen == [tiny_presets / "tiny_student.yaml"]
+
+    asyncio.run(main())
 
 
 def test_small_terminal_and_light_theme(tiny_presets: Path) -> None:

@@ -9,11 +9,15 @@ import csv
 import json
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import yaml
+from textual.screen import Screen
 
-from kdtui.store import RunDir
+import kdtui.tui.screens.runs as runs_module
+from kdtui.store import RunDir, describe_config, loss_label
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.runs import RunsScreen
@@ -46,7 +50,8 @@ def run_config(preset: str, teacher: bool = True, amd: bool = False, lr: float =
 def write_run(root: Path, run_id: str, config: dict | None = None, epochs_done: int = 0,
               status: str | None = None, peak: float = 80.0, **summary) -> RunDir:
     """A run folder written by hand: config.yaml, metrics.jsonl and summary.json, with
-    deterministic curves (no clock, nothing that depends on where the test runs)."""
+    deterministic curves (no clock, nothing that depends on where the test runs). The summary
+    carries the config's description with the registry's method labels, as a run writes it."""
     run = RunDir(root / run_id)
     (run.path / "checkpoints").mkdir(parents=True)
     if config is not None:
@@ -65,11 +70,12 @@ def write_run(root: Path, run_id: str, config: dict | None = None, epochs_done: 
     run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     if status is not None:
         accs = [r["test_acc"] for r in records if r["event"] == "epoch"]
+        described = {"describe": describe_config(config, loss_label)} if config is not None else {}
         run.write_summary({"status": status, "run_id": run_id, "epochs": 6, "epochs_done": epochs_done,
                            "device": "cpu", "best_test_acc": max(accs) if accs else None,
                            "best_epoch": accs.index(max(accs)) + 1 if accs else None,
                            "final_test_acc": accs[-1] if accs else None,
-                           "wall_time_s": 7.5 * epochs_done, **summary})
+                           "wall_time_s": 7.5 * epochs_done, **described, **summary})
     return run
 
 
@@ -118,6 +124,18 @@ def notifications(app: KdtuiApp) -> list[str]:
     return messages
 
 
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+async def filtered(pilot, screen: RunsScreen) -> None:
+    """Until the filter typed so far is applied (the table is redrawn once typing pauses)."""
+    await until(pilot, lambda: not screen.filter_pending)
+
+
 def names(screen: RunsScreen) -> list[str]:
     return [row.name for row in screen.shown]
 
@@ -160,14 +178,36 @@ def test_filter_by_text(tmp_path):
         await pilot.press("slash")
         assert screen.query_one("#runs-filter").has_focus
         await pilot.press(*"amd")
+        await filtered(pilot, screen)
         assert names(screen) == ["amd_lr05", "amd_wrn16_1"]
         await pilot.press("space", *"fail")   # every word must match
+        await filtered(pilot, screen)
         assert names(screen) == ["amd_lr05"]
         assert "1 of 6" in str(screen.table.border_title)
         await pilot.press("enter")            # back to the table; the filter stays
         assert screen.table.has_focus and names(screen) == ["amd_lr05"]
         await pilot.press("slash", "ctrl+a", "ctrl+k", *"nothing-like-this")
+        await filtered(pilot, screen)
         assert names(screen) == [] and screen.table.row_count == 0
+
+    run_app(app, scenario)
+
+
+def test_typing_a_filter_redraws_the_table_once_typing_pauses(tmp_path, monkeypatch):
+    # A long pause, so that no redraw can come from the timer while the keys are typed.
+    monkeypatch.setattr(runs_module, "FILTER_DELAY_S", 60.0)
+    app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        fills: list[str] = []
+        fill = screen.fill_table
+        screen.fill_table = lambda: (fills.append(screen.filter_text), fill())
+        await pilot.press("slash", *"amd fail")
+        assert fills == [] and screen.filter_pending and len(names(screen)) == 6
+        await pilot.press("enter")            # Enter applies it at once
+        assert fills == ["amd fail"] and not screen.filter_pending
+        assert names(screen) == ["amd_lr05"] and screen.table.has_focus
 
     run_app(app, scenario)
 
@@ -259,6 +299,67 @@ def test_delete_asks_first_yes_deletes_and_no_keeps(tmp_path):
     run_app(app, scenario)
 
 
+def test_delete_runs_in_a_worker_and_the_screen_stays_responsive(tmp_path, monkeypatch):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+    messages = notifications(app)
+    release = threading.Event()
+    threads: list[bool] = []
+    delete = runs_module.delete_run
+
+    def slow_delete(runs_root, run):
+        threads.append(threading.current_thread() is threading.main_thread())
+        release.wait(30)                      # a folder of large checkpoints
+        delete(runs_root, run)
+
+    monkeypatch.setattr(runs_module, "delete_run", slow_delete)
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, STOPPED)
+        await pilot.press("d", "y")
+        await until(pilot, lambda: bool(threads))
+        # The event loop is free while the folder goes: keys still work.
+        assert threads == [False] and app.screen is screen
+        await pilot.press("d")                # the same run again: refused while deleting
+        assert app.screen is screen and "is being deleted" in messages[-1]
+        await pilot.press("o")
+        assert "sorted by name" in str(screen.table.border_title)
+        release.set()
+        await settle(pilot)
+        assert not (root / STOPPED).exists()
+        assert STOPPED not in [row.id for row in screen.rows] and screen.table.row_count == 5
+        assert messages[-1] == f"Deleted {STOPPED}."
+
+    try:
+        run_app(app, scenario)
+    finally:
+        release.set()
+
+
+def test_a_failed_delete_is_reported(tmp_path, monkeypatch):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+    messages = notifications(app)
+
+    def refuse(runs_root, run):
+        raise runs_module.KdtuiError(f"Could not delete {run.path}: Permission denied.")
+
+    monkeypatch.setattr(runs_module, "delete_run", refuse)
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, FAILED)
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert app.is_running and app.screen is screen
+        assert "Permission denied" in messages[-1]
+        assert (root / FAILED).is_dir() and FAILED in [row.id for row in screen.rows]
+        assert not screen.deleting
+
+    run_app(app, scenario)
+
+
 def test_delete_refuses_a_live_run(tmp_path):
     root = tmp_path / "runs"
     sleeper = subprocess.Popen(["sleep", "60"])
@@ -344,6 +445,49 @@ def test_resume_dispatches_stopped_runs_and_refuses_finished_ones(tmp_path):
     run_app(app, scenario)
 
 
+def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+    resumed: list[str] = []
+    app.resume_run = resumed.append
+    messages = notifications(app)
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, STOPPED)
+        assert screen.highlighted().status == "stopped"
+        # Meanwhile the run was resumed elsewhere and finished: the listing does not know yet.
+        RunDir(root / STOPPED).write_summary({"status": "finished", "run_id": STOPPED, "epochs": 6,
+                                              "epochs_done": 6})
+        await pilot.press("R")
+        await settle(pilot)
+        assert resumed == []
+        assert any("amd_wrn16_1 is finished" in message for message in messages)
+        # The list was read again: the row says so now.
+        assert {row.id: row.status for row in screen.rows}[STOPPED] == "finished"
+
+    run_app(app, scenario)
+
+
+def test_the_list_is_read_again_when_the_screen_is_shown_again(tmp_path):
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, FAILED)
+        await pilot.press("space")            # marks survive the re-read
+        await app.push_screen(Screen())       # e.g. a dashboard
+        write_run(root, "20261127-080000-new", run_config("kd_wrn16_1"), 2, "stopped")
+        app.pop_screen()
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.shown[0].id == "20261127-080000-new" and screen.table.row_count == 7
+        assert screen.marked == [FAILED] and str(screen.table.get_row(FAILED)[0]) == "●"
+
+    run_app(app, scenario)
+
+
 def test_refresh_picks_up_new_runs(tmp_path):
     root = write_store(tmp_path / "runs")
     app = KdtuiApp(root, start="runs")
@@ -408,7 +552,8 @@ def test_row_config_reads_hand_written_configs_in_any_layout(tmp_path):
         (root / run_id / "config.yaml").write_text(text)
     rows = {row.name: row for row in list_run_rows(root)}
     assert (rows["four"].dataset, rows["four"].student, rows["four"].method) == ("cifar10", "vgg8", "ce")
-    assert (rows["flow"].dataset, rows["flow"].epochs, rows["flow"].method) == ("cifar100", 3, "amd(g)")
+    # Without summary.json's description the loss registry is not loaded: bare loss names.
+    assert (rows["flow"].dataset, rows["flow"].epochs, rows["flow"].method) == ("cifar100", 3, "amd")
     assert (rows["odd"].dataset, rows["odd"].student, rows["odd"].teacher) == ("?", "?", "-")
     assert all(row.status == "starting" for row in rows.values())
 

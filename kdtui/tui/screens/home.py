@@ -11,6 +11,8 @@ Usage::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,7 +20,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 
+from kdtui.errors import KdtuiError
+from kdtui.store import RunDir
 from kdtui.tui.runstate import RunRow, list_run_rows
 from kdtui.tui.widgets.launcher import Launcher, display_path
 
@@ -55,10 +60,17 @@ class HomeScreen(Screen):
     def on_screen_resume(self) -> None:
         self._load_runs()
 
-    @work(thread=True, exclusive=True, group="home-runs")
+    @work(thread=True, exclusive=True, group="home-runs", exit_on_error=False)
     def _load_runs(self) -> None:
         rows = list_run_rows(self.app.runs_root)
         self.app.call_from_thread(self._show_runs, rows)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # An unexpected error reading the runs folder is reported; the launcher still works.
+        if event.state == WorkerState.ERROR and event.worker.group == "home-runs":
+            self.query_one("#recent-note", Static).update(Text("Could not read the runs folder."))
+            self.notify(str(event.worker.error), title="Could not read the runs folder", severity="error",
+                        timeout=10)
 
     def _show_runs(self, rows: list[RunRow]) -> None:
         self.query_one(Launcher).set_finished_runs(rows)
@@ -74,7 +86,11 @@ class HomeScreen(Screen):
 
     @on(DataTable.RowSelected, "#recent-table")
     def _run_chosen(self, event: DataTable.RowSelected) -> None:
-        self.app.open_dashboard(str(event.row_key.value))
+        # The folder itself, not a reference to resolve: a broken run (no config.yaml) opens too.
+        try:
+            self.app.open_dashboard(RunDir(Path(str(event.row_key.value))))
+        except KdtuiError as exc:
+            self.notify(str(exc), title="Cannot open the run", severity="error")
 
     @on(Launcher.Validated)
     def _validated(self) -> None:

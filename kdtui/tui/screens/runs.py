@@ -2,9 +2,10 @@
 
 Below the table: the highlighted run's summary, config.yaml and curves (test accuracy and
 total loss per epoch). Marking two or more runs (space) switches that pane to a comparison:
-their test accuracy overlaid, and a diff of their configs. Run folders are read in thread
-workers only, so a large or slow runs folder never blocks the event loop; partial and
-broken folders are listed like any run.
+their test accuracy overlaid, and a diff of their configs. Run folders are read (and
+deleted) in thread workers only, so a large or slow runs folder never blocks the event loop;
+partial and broken folders are listed like any run. The list is read again each time the
+screen is shown (coming back from a dashboard included).
 
 Usage::
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -29,7 +32,7 @@ from kdtui.errors import KdtuiError
 from kdtui.store import RunDir
 from kdtui.tui.runstate import (
     RESUMABLE, RunHistory, RunRow, check_deletable, config_diff, delete_run, epoch_records,
-    export_epochs_csv, export_path, format_duration, list_run_rows,
+    export_epochs_csv, export_path, format_duration, list_run_rows, read_run_row,
 )
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
@@ -57,11 +60,13 @@ COLUMNS = (
 DEFAULT_SORT = len(COLUMNS) - 1
 MARK = "●"
 NAME_WIDTH = 32  # longer run names are cut in the table (the detail pane shows them whole)
+FILTER_DELAY_S = 0.15  # the table is redrawn once typing pauses, not on every key
 
 WORKER_FAILURES = {"runs-list": "Could not read the runs folder",
                    "runs-detail": "Could not read the run",
                    "runs-compare": "Could not read the marked runs",
-                   "runs-export": "Could not export"}
+                   "runs-export": "Could not export",
+                   "runs-delete": "Could not delete"}
 STATUS_COLOURS = {"finished": "text-success", "running": "text-primary", "stopped": "text-warning",
                   "starting": "text-warning", "failed": "text-error", "crashed": "text-error",
                   "broken": "text-error"}
@@ -151,6 +156,7 @@ class RunsScreen(Screen):
         Binding("e", "export", "Export CSV"),
         Binding("r,f5", "refresh", "Refresh"),
         Binding("escape", "back", "Back", show=False),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self) -> None:
@@ -165,6 +171,8 @@ class RunsScreen(Screen):
         self.reading = True
         self.detail_for: str | None = None   # the run id the detail pane shows or is loading
         self.comparison: Comparison | None = None
+        self.deleting: set[str] = set()      # run ids whose folder a worker is deleting
+        self._filter_timer: Timer | None = None
 
     # --- layout -------------------------------------------------------------------------
 
@@ -192,6 +200,9 @@ class RunsScreen(Screen):
         self.query_one("#runs-info").border_title = "summary · config.yaml"
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.theme_changed())
         self.fill_table()
+
+    def on_screen_resume(self) -> None:
+        # Shown first, or again: a dashboard may have resumed, finished or started runs meanwhile.
         self.load_rows()
 
     def theme_changed(self) -> None:
@@ -238,10 +249,14 @@ class RunsScreen(Screen):
             self.update_title()
 
     def show_rows(self, rows: list[RunRow]) -> None:
+        changed = self.reading or rows != self.rows
         self.rows = rows
         self.reading = False
+        if not changed:
+            return  # read again on coming back, and nothing moved: keep the table as it is
         present = {row.id for row in rows}
         self.marked = [run_id for run_id in self.marked if run_id in present]
+        self.detail_for = None  # the highlighted run may have moved on too: read its detail again
         self.fill_table()
 
     # --- the table ----------------------------------------------------------------------
@@ -254,24 +269,32 @@ class RunsScreen(Screen):
         row = self.table.cursor_row
         return self.shown[row] if self.shown and 0 <= row < len(self.shown) else None
 
+    @property
+    def filter_pending(self) -> bool:
+        """Whether a filter change waits to be applied (typing has not paused yet)."""
+        return self._filter_timer is not None
+
     def fill_table(self) -> None:
         """Redraw the table from the rows, filter and sort; the highlight stays on its run."""
+        if self._filter_timer is not None:  # this redraw applies the filter too
+            self._filter_timer.stop()
+            self._filter_timer = None
         table = self.table
         current = self.highlighted()
         column = COLUMNS[self.sort_index]
         self.shown = sort_rows(filter_rows(self.rows, self.filter_text), column, self.descending)
-        table.clear(columns=True)
-        table.add_column(" ", key="mark")
-        for index, spec in enumerate(COLUMNS):
-            arrow = (" ↓" if self.descending else " ↑") if index == self.sort_index else ""
-            width = None
-            if spec.key == "name":
-                longest = max((len(row.name) for row in self.shown), default=0)
-                width = min(NAME_WIDTH, max(longest, len(spec.label + arrow)))
-            table.add_column(spec.label + arrow, key=spec.key, width=width)
         colours = self.app.theme_variables
-        for row in self.shown:
-            table.add_row(*self.cells(row, colours), key=row.id)
+        cells = [self.cells(row, colours) for row in self.shown]
+        table.clear(columns=True)
+        table.add_column(" ", key="mark", width=1)
+        # Widths are given, not left to DataTable: it fits them to the cells only when idle, and
+        # lines drawn before that would keep the header's widths.
+        for index, spec in enumerate(COLUMNS, start=1):
+            label = spec.label + ((" ↓" if self.descending else " ↑") if index - 1 == self.sort_index else "")
+            width = max([cell_len(label), *(row[index].cell_len for row in cells)])
+            table.add_column(label, key=spec.key, width=min(NAME_WIDTH, width) if spec.key == "name" else width)
+        for row, row_cells in zip(self.shown, cells):
+            table.add_row(*row_cells, key=row.id)
         if current is not None and current.id in {row.id for row in self.shown}:
             table.move_cursor(row=table.get_row_index(current.id), animate=False)
         self.update_title()
@@ -329,11 +352,16 @@ class RunsScreen(Screen):
 
     @on(Input.Changed, "#runs-filter")
     def filter_changed(self, event: Input.Changed) -> None:
+        # Redrawing a table of a thousand runs takes a few hundred milliseconds: once per pause.
         self.filter_text = event.value
-        self.fill_table()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY_S, self.fill_table)
 
     @on(Input.Submitted, "#runs-filter")
     def filter_submitted(self) -> None:
+        if self.filter_pending:
+            self.fill_table()
         self.table.focus()
 
     # --- the detail pane ----------------------------------------------------------------
@@ -519,8 +547,12 @@ class RunsScreen(Screen):
         row = self.highlighted()
         if row is None:
             return
-        if row.status not in RESUMABLE:
-            self.notify(f"{row.name} is {row.status}: only a stopped, failed or crashed run can be "
+        # The listed status may be stale (resumed from a dashboard since): read it again.
+        fresh = read_run_row(RunDir(row.path))
+        if fresh.status != row.status:
+            self.load_rows()  # and show the others' as they are now too
+        if fresh.status not in RESUMABLE:
+            self.notify(f"{row.name} is {fresh.status}: only a stopped, failed or crashed run can be "
                         "resumed.", title="Cannot resume", severity="warning")
             return
         try:
@@ -531,6 +563,9 @@ class RunsScreen(Screen):
     def action_delete(self) -> None:
         row = self.highlighted()
         if row is None:
+            return
+        if row.id in self.deleting:
+            self.notify(f"{row.id} is being deleted.", title="Cannot delete", severity="warning")
             return
         run = RunDir(row.path)
         try:
@@ -545,19 +580,34 @@ class RunsScreen(Screen):
         self.app.push_screen(question, lambda yes: self.delete_confirmed(row, yes))
 
     def delete_confirmed(self, row: RunRow, yes: bool | None) -> None:
-        if not yes:
-            return
+        if yes and row.id not in self.deleting:
+            self.deleting.add(row.id)
+            self.delete_folder(row)
+
+    @work(thread=True, group="runs-delete", exit_on_error=False)
+    def delete_folder(self, row: RunRow) -> None:
+        """Delete the run's folder (checkpoints can take gigabytes: seconds) off the event loop."""
+        deleted, error = False, None
         try:
             # Checked again: the run may have been resumed while the question was open.
             delete_run(self.app.runs_root, RunDir(row.path))
+            deleted = True
         except KdtuiError as exc:
-            self.notify(str(exc), title="Cannot delete", severity="error", timeout=10)
-            return
-        self.rows = [other for other in self.rows if other.id != row.id]
-        if row.id in self.marked:
-            self.marked.remove(row.id)
-        self.fill_table()
-        self.notify(f"Deleted {row.id}.", title="Deleted")
+            error = str(exc)
+        finally:  # an unexpected error is reported by on_worker_state_changed; list again anyway
+            self.app.call_from_thread(self.delete_done, row, deleted, error)
+
+    def delete_done(self, row: RunRow, deleted: bool, error: str | None) -> None:
+        self.deleting.discard(row.id)
+        if deleted:
+            self.rows = [other for other in self.rows if other.id != row.id]
+            if row.id in self.marked:
+                self.marked.remove(row.id)
+            self.fill_table()
+            self.notify(f"Deleted {row.id}.", title="Deleted")
+        elif error is not None:
+            self.notify(error, title="Cannot delete", severity="error", timeout=10)
+        self.load_rows()  # what is left, as it is now (a failed delete may have removed a part)
 
     def action_export(self) -> None:
         by_id = {row.id: row for row in self.rows}

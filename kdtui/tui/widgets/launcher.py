@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import os
 import shlex
-import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,14 +37,14 @@ from textual.widget import Widget
 from textual.widgets import (Button, Checkbox, Collapsible, Input, Label, LoadingIndicator, OptionList,
                              Select, Static, Switch)
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from kdtui.config import (DataConfig, StudentConfig, TeacherConfig, TrainConfig, apply_override, load_config,
                           parse_override, read_yaml_mapping)
 from kdtui.errors import KdtuiError
-from kdtui.presets import find_preset, grouped_presets, presets_dir
+from kdtui.presets import PresetInfo, find_preset, grouped_presets, presets_dir
 from kdtui.schema import describe_type
-from kdtui.store import RUN_ID, RUN_NAME
+from kdtui.store import RUN_ID, check_run_name
 from kdtui.tui.runstate import RunRow
 
 # The fields shown up front; the sections' other fields go under "more … options".
@@ -53,7 +52,13 @@ DATA_MAIN = ("dataset", "root")
 TRAIN_MAIN = ("optimizer", "lr", "schedule", "milestones", "weight_decay", "epochs", "batch_size",
               "seed", "device")
 DEVICE_SUGGESTIONS = ("auto", "cpu", "cuda", "cuda:0", "cuda:1", "mps")
-# Classes of the classifier head used for the parameter counts; 10 for anything not listed.
+# Classes of the classifier head the parameter counts assume; 10 for anything not listed.
+# A table because the dataset registry (kdtui.data.DATASETS) maps a name to a builder and
+# nothing else: the class count is only known once a builder has loaded the data (CIFAR's from
+# torchvision's class list, the folder datasets' from the class folders on disk), which needs
+# the files and takes seconds. These are the counts of the standard releases; "imagefolder" has
+# whatever classes its folders hold, so its count here (10) is a guess, and the label under the
+# student says which head was assumed. Keep in step with kdtui/data when adding a dataset.
 HEAD_CLASSES = {"cifar100": 100, "tiny_imagenet": 200, "imagenet": 1000}
 TEACHER_SOURCES = (("none: no teacher", "none"), ("auto: newest finished run of a preset", "auto"),
                    ("a finished run", "run"), ("a checkpoint file", "path"))
@@ -196,8 +201,13 @@ class LossSpec:
     fields: list[FieldSpec]   # weight first
 
 
+# The presets as (group, presets) pairs, as kdtui.presets.grouped_presets() gives them.
+PresetGroups = list[tuple[str, list[PresetInfo]]]
+
+
 @dataclass
 class FormSchema:
+    presets: PresetGroups  # read with the registries: parsing every preset file takes a while
     data: list[FieldSpec]
     data_more: list[FieldSpec]
     teacher: dict[str, FieldSpec]
@@ -208,17 +218,18 @@ class FormSchema:
 
 
 def load_form_schema() -> FormSchema:
-    """Read the registries (this imports PyTorch: seconds, so call it from a thread)."""
+    """Read the registries and the presets (this imports PyTorch: seconds, so call it from a thread)."""
     from kdtui.data import DATASETS
     from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
     from kdtui.losses import LOSSES
     from kdtui.models import MODELS
 
+    presets = grouped_presets()
     architectures = tuple(MODELS.names())
     choices = {"data.dataset": tuple(DATASETS.names()), "train.optimizer": tuple(OPTIMIZERS.names()),
                "train.schedule": tuple(SCHEDULES.names())}
     suggestions = {"student.arch": architectures, "teacher.arch": architectures,
-                   "teacher.preset": tuple(p.name for _, group in grouped_presets() for p in group),
+                   "teacher.preset": tuple(p.name for _, group in presets for p in group),
                    "train.device": DEVICE_SUGGESTIONS}
     losses = []
     for name in LOSSES.names():
@@ -229,6 +240,7 @@ def load_form_schema() -> FormSchema:
     # Losses that work alone (cross-entropy) first, then the distillation terms.
     losses.sort(key=lambda spec: spec.needs_teacher)
     return FormSchema(
+        presets=presets,
         data=field_specs(DataConfig, "data", DATA_MAIN, choices=choices),
         data_more=field_specs(DataConfig, "data", exclude=DATA_MAIN, choices=choices),
         teacher={spec.name: spec for spec in field_specs(TeacherConfig, "teacher", suggestions=suggestions)},
@@ -269,14 +281,6 @@ def teacher_arch_of(source: str, preset: str, run_id: str, arch: str, finished: 
 
 
 # --- saving a preset ----------------------------------------------------------------------
-
-
-def preset_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a preset (the rule of run names), or None."""
-    if RUN_NAME.fullmatch(name) and ".." not in name:
-        return None
-    return (f"Preset name {name!r} is not allowed: use letters, digits, '.', '_', '+' and '-' "
-            "(up to 80 characters, starting with a letter or digit, no '..').")
 
 
 def preset_save_path(name: str) -> Path:
@@ -602,7 +606,7 @@ class Launcher(Vertical):
         self.preset_raw: dict[str, Any] = {}  # the preset file's mapping, read once per preset
         self.resolved: dict[str, Any] = {}
         self.error: str | None = "Loading…"
-        self.validation_ms = 0.0
+        self.presets: PresetGroups | None = None  # read once, off the event loop, with the registries
         self.params_pending = False
         self.data_fields: list[OptionField] = []
         self.teacher: TeacherEditor | None = None
@@ -661,7 +665,8 @@ class Launcher(Vertical):
         for button in self.query("#launcher-buttons Button"):
             button.disabled = False
         self.teacher.set_finished_runs(self.finished)
-        if not any(self._try_preset(preset.path) for _, presets in grouped_presets() for preset in presets):
+        self.presets = schema.presets
+        if not any(self._try_preset(preset.path) for _, presets in schema.presets for preset in presets):
             self._show_status(f"No preset loads: choose one (ctrl+o), or add one to {display_path(presets_dir())}.",
                               error=True)
         self.ready = True
@@ -708,7 +713,7 @@ class Launcher(Vertical):
 
     def pick_preset(self) -> None:
         current = self.preset_path.stem if self.preset_path else None
-        self.app.push_screen(PresetPicker(current), self._preset_picked)
+        self.app.push_screen(PresetPicker(current, self.presets), self._preset_picked)
 
     def _preset_picked(self, path: Path | None) -> None:
         if path is not None and self.ready:
@@ -775,7 +780,6 @@ class Launcher(Vertical):
         self._validation_scheduled = False
         if not self.ready or self.preset_path is None:
             return
-        started = time.perf_counter()
         overrides = self.overrides()
         try:
             # load_config(preset_path, overrides) without re-reading the file on every key
@@ -784,7 +788,6 @@ class Launcher(Vertical):
             self.error = None
         except KdtuiError as exc:
             self.error = str(exc)
-        self.validation_ms = (time.perf_counter() - started) * 1000
         self._show_errors(overrides)
         if self.error is None:
             changes = len(overrides)
@@ -911,6 +914,16 @@ class Launcher(Vertical):
         self.notify(f"Saved {display_path(target)}.", title="Preset saved")
         # Like "save as" in an editor, the form now edits the new preset (same values, no overrides).
         self.load_preset(target)
+        self._reload_presets()  # so that the picker lists the new one
+
+    @work(thread=True, exclusive=True, group="launcher-presets", exit_on_error=False)
+    def _reload_presets(self) -> None:
+        presets = grouped_presets()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._set_presets, presets)
+
+    def _set_presets(self, presets: PresetGroups) -> None:
+        self.presets = presets
 
     @on(Button.Pressed, "#pick-preset")
     def _pick_pressed(self) -> None:
@@ -933,13 +946,18 @@ class Launcher(Vertical):
 
 
 class PresetPicker(ModalScreen[Path | None]):
-    """The presets, grouped as ``kdtui presets`` lists them, filtered as you type."""
+    """The presets, grouped as ``kdtui presets`` lists them, filtered as you type.
+
+    Filtering works on ``presets`` in memory; without them (the launcher has not read them
+    yet) the picker reads them once in a thread worker.
+    """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_list", show=False)]
 
-    def __init__(self, current: str | None) -> None:
+    def __init__(self, current: str | None, presets: PresetGroups | None = None) -> None:
         super().__init__()
         self.current = current
+        self.presets = presets
         self.paths: dict[str, Path] = {}
 
     def compose(self) -> ComposeResult:
@@ -950,14 +968,39 @@ class PresetPicker(ModalScreen[Path | None]):
             yield OptionList(id="preset-options")
 
     def on_mount(self) -> None:
-        self._fill("")
+        if self.presets is None:
+            options = self.query_one("#preset-options", OptionList)
+            options.add_option(Option(Text("Reading the presets…", style="dim"), disabled=True))
+            self._read_presets()
+        else:
+            self._fill("")
+
+    @work(thread=True, exclusive=True, group="preset-picker", exit_on_error=False)
+    def _read_presets(self) -> None:
+        presets = grouped_presets()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._presets_read, presets)
+
+    def _presets_read(self, presets: PresetGroups) -> None:
+        if self.is_attached:  # else dismissed meanwhile
+            self.presets = presets
+            self._fill(self.query_one("#preset-filter", Input).value)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group == "preset-picker":
+            options = self.query_one("#preset-options", OptionList)
+            options.clear_options()
+            options.add_option(Option(Text(f"Could not read the presets: {event.worker.error}", style="dim"),
+                                      disabled=True))
 
     def _fill(self, pattern: str) -> None:
+        if self.presets is None:
+            return  # still reading them: filled with what is typed by then
         options = self.query_one("#preset-options", OptionList)
         options.clear_options()
         self.paths.clear()
         words = pattern.lower().split()
-        for group, presets in grouped_presets():
+        for group, presets in self.presets:
             shown = [p for p in presets if all(w in f"{p.name} {p.description}".lower() for w in words)]
             if not shown:
                 continue
@@ -1023,7 +1066,11 @@ class PresetNameScreen(ModalScreen[str | None]):
         self._check(event.value)
 
     def _check(self, name: str) -> bool:
-        problem = preset_name_problem(name.strip())
+        try:
+            check_run_name(name.strip())  # a preset name follows the rule of run names
+            problem = None
+        except KdtuiError as exc:
+            problem = str(exc)
         self.query_one("#preset-name-error", ErrorLine).show_error(problem)
         target = "" if problem else "→ " + display_path(preset_save_path(name.strip()))
         self.query_one("#preset-name-target", Static).update(Text(target))
