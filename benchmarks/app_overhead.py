@@ -69,7 +69,9 @@ def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int],
             if len(ended) >= expected_runs:
                 break
             running = [s for s in done if s.get("status") == "running"]
-            if len(latencies) < presses and len(done) == expected_runs and running:
+            # Press only once the last run logs steps: before that both views read "per epoch".
+            if (len(latencies) < presses and len(done) == expected_runs and running
+                    and "per step" in tmux("capture-pane", "-p", "-t", session)):
                 latencies.append(press_and_wait(session))
                 time.sleep(1.0)
             else:
@@ -81,7 +83,8 @@ def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int],
 
 
 def press_and_wait(session: str, timeout: float = 5.0) -> float:
-    """Press 'e' and return the seconds until the loss panel's title shows the other view."""
+    """Press 'e' and return the seconds until the loss panel's title shows the other view
+    (the view switches back on the next press)."""
     before = "per epoch" in tmux("capture-pane", "-p", "-t", session)
     start = time.perf_counter()
     tmux("send-keys", "-t", session, "e")

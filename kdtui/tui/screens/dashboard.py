@@ -38,7 +38,8 @@ from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 SCALES = ("linear", "log10", "normalised")
 WIDE = 110  # columns from which the panels sit side by side
-STEP_REDRAW_S = 2.0  # the per-step loss curve is redrawn at most this often
+STEP_REDRAW_MIN_S = 2.0  # the per-step loss curve is redrawn at most this often…
+REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing it is slow: the trainer may share the CPU
 
 
 class DashboardScreen(Screen):
@@ -67,6 +68,7 @@ class DashboardScreen(Screen):
         self.launch_error: str | None = None
         self.phase = ""
         self.steps_pending = False
+        self.last_step_redraw = 0.0
         self.smoothed: dict[str, IncrementalEma] = {}   # per loss term, for the step view
 
     # --- layout -------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class DashboardScreen(Screen):
         self.redraw()
         self.follow()
         self.set_interval(1.0, self.update_header)
-        self.set_interval(STEP_REDRAW_S, self.draw_pending_steps)
+        self.set_interval(0.5, self.draw_pending_steps)
 
     def on_resize(self, event) -> None:
         self.apply_width(event.size.width)
@@ -194,17 +196,23 @@ class DashboardScreen(Screen):
             self.query_one("#log", Log).write_lines(compact_log_line(line) for line in update.log_lines)
         epochs_changed = update.reset or any(r.get("event") == "epoch" for r in update.records)
         if epochs_changed or update.summary is not None:
-            self.redraw()  # rare (once an epoch): draw everything now
-        elif update.records:
+            # Once an epoch: draw the epoch panels now; the per-step loss view keeps its pace.
+            self.redraw(loss=self.epoch_view or update.reset or not self.last_step_redraw)
+        if update.records and not self.epoch_view:
             self.steps_pending = True  # frequent: drawn by the throttled timer
 
     def draw_pending_steps(self) -> None:
-        # Step records arrive every few hundred ms on a fast GPU; a plotext redraw costs tens
-        # of ms of CPU, which the training process on the same machine would feel.
-        if self.steps_pending:
-            self.steps_pending = False
-            self.draw_loss()
-            self.fill_table()
+        # Step records arrive every few hundred ms on a fast GPU, and a plotext redraw costs
+        # tens of ms of CPU (twice that with the compositor's share), which a trainer on the
+        # same cores would feel: keep these redraws to about REDRAW_CPU_SHARE of one core.
+        if not self.steps_pending:
+            return
+        cost = 2 * self.query_one("#loss", SeriesPlot).render_cost_s
+        if time.monotonic() - self.last_step_redraw < max(STEP_REDRAW_MIN_S, cost / REDRAW_CPU_SHARE):
+            return
+        self.steps_pending = False
+        self.draw_loss()
+        self.fill_table()
 
     # --- drawing ------------------------------------------------------------------------
 
@@ -216,8 +224,9 @@ class DashboardScreen(Screen):
     def scale(self) -> str:
         return SCALES[self.scale_index]
 
-    def redraw(self) -> None:
-        self.draw_loss()
+    def redraw(self, loss: bool = True) -> None:
+        if loss:
+            self.draw_loss()
         self.draw_accuracy()
         self.draw_lr()
         self.fill_table()
@@ -231,6 +240,7 @@ class DashboardScreen(Screen):
         return ys
 
     def draw_loss(self) -> None:
+        self.last_step_redraw = time.monotonic() if self.history.step_x else 0.0
         history, plot = self.history, self.query_one("#loss", SeriesPlot)
         series = []
         if self.epoch_view or not history.step_x:

@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -48,12 +49,19 @@ class SeriesPlot(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.spec = PlotSpec()
+        self.render_cost_s = 0.0  # CPU time of the last render, for callers pacing redraws
 
     def show(self, series: list[Series], **kwargs) -> None:
         self.spec = PlotSpec(series=series, **kwargs)
         self.refresh()
 
     def render(self) -> RenderResult:
+        started = time.perf_counter()
+        rendered = self.build_plot()
+        self.render_cost_s = time.perf_counter() - started
+        return rendered
+
+    def build_plot(self) -> RenderResult:
         plt = self.plt
         plt.clear_figure()
         spec = self.spec
