@@ -69,6 +69,12 @@ def use_runs_dir(runs_dir: Optional[Path]) -> None:
 def home(ctx: typer.Context,
          runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")) -> None:
     """With no command: the app's home screen (launcher and recent runs)."""
+    open_group_screen(ctx, runs_dir, "home")
+
+
+def open_group_screen(ctx: typer.Context, runs_dir: Optional[Path], start: str) -> None:
+    """A command group called without a subcommand opens its app screen (help when there is
+    no terminal); with one, it only passes --runs-dir on."""
     use_runs_dir(runs_dir)
     if ctx.invoked_subcommand is not None:
         return
@@ -78,7 +84,7 @@ def home(ctx: typer.Context,
     from kdtui.store import runs_root
 
     with user_errors():
-        open_app(runs_root(runs_dir), start="home")
+        open_app(runs_root(runs_dir), start=start)
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
@@ -312,16 +318,7 @@ def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name o
 @runs_app.callback()
 def runs_viewer(ctx: typer.Context, runs_dir: Optional[Path] = RunsDirOption) -> None:
     """With no subcommand: the runs viewer (sort, filter, compare, resume, delete, export)."""
-    use_runs_dir(runs_dir)
-    if ctx.invoked_subcommand is not None:
-        return
-    from kdtui.store import runs_root
-
-    if not interactive():
-        print(ctx.get_help())
-        raise typer.Exit(0)
-    with user_errors():
-        open_app(runs_root(runs_dir), start="runs")
+    open_group_screen(ctx, runs_dir, "runs")
 
 
 @runs_app.command("ls")
