@@ -58,6 +58,12 @@ def write_fixed_run(root: Path, run_id: str = RUN_ID, epochs: int = 6) -> RunDir
     return run
 
 
+def watch_fixed_run(root: Path) -> KdtuiApp:
+    """The app on the dashboard of :func:`write_fixed_run`'s run, polling fast."""
+    write_fixed_run(root)
+    return KdtuiApp(root, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+
 def run_app(app: KdtuiApp, scenario, size=(120, 40)):
     async def main():
         async with app.run_test(size=size) as pilot:
@@ -79,8 +85,7 @@ def table_rows(screen) -> dict[str, tuple[str, str]]:
 
 
 def test_watch_a_finished_run_shows_every_panel(tmp_path):
-    write_fixed_run(tmp_path)
-    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+    app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
         screen = app.screen
@@ -100,8 +105,7 @@ def test_watch_a_finished_run_shows_every_panel(tmp_path):
 
 
 def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
-    write_fixed_run(tmp_path)
-    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+    app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
         screen = app.screen
@@ -161,8 +165,7 @@ def test_text_typed_at_the_delete_question_deletes_nothing(tmp_path):
 
 
 def test_dashboard_stacks_panels_at_80x24(tmp_path):
-    write_fixed_run(tmp_path)
-    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+    app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
         screen = app.screen
@@ -176,28 +179,16 @@ def test_dashboard_stacks_panels_at_80x24(tmp_path):
     run_app(app, scenario, size=(80, 24))
 
 
-def test_dashboard_snapshot(tmp_path, snap_compare, monkeypatch):
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_dashboard_snapshot(tmp_path, snap_compare, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
-    write_fixed_run(tmp_path / "runs")
+    app = watch_fixed_run(tmp_path / "runs")
 
     async def settle(pilot):
         await wait_for(pilot, lambda: len(pilot.app.screen.history.epochs) == 6, 10, "epochs")
         await pilot.pause(0.3)
 
-    app = KdtuiApp(tmp_path / "runs", start="watch", run_ref=RUN_ID, poll_interval=0.05)
-    assert snap_compare(app, terminal_size=(120, 40), run_before=settle)
-
-
-def test_dashboard_snapshot_80x24(tmp_path, snap_compare, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write_fixed_run(tmp_path / "runs")
-
-    async def settle(pilot):
-        await wait_for(pilot, lambda: len(pilot.app.screen.history.epochs) == 6, 10, "epochs")
-        await pilot.pause(0.3)
-
-    app = KdtuiApp(tmp_path / "runs", start="watch", run_ref=RUN_ID, poll_interval=0.05)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+    assert snap_compare(app, terminal_size=size, run_before=settle)
 
 
 # --- live runs: real child processes on the tiny shapes preset ------------------------------
