@@ -73,14 +73,14 @@ class SeriesPlot(PlotextPlot):
             if xs:
                 plt.plot(xs, ys, label=series.label, marker=series.marker)
                 drawn = True
-        for y, colour in spec.hlines:
-            if math.isfinite(y):
-                plt.hline(y, colour)
         for series in spec.points:
             xs, ys = finite_points(series.xs, series.ys)
             if xs:
                 plt.scatter(xs, ys, label=series.label, marker=series.marker)
                 drawn = True
+        for y, colour in spec.hlines if drawn else ():  # a lone reference line would set the scale
+            if math.isfinite(y):
+                plt.hline(y, colour)
         if drawn and spec.integer_x:
             xs_all = [x for series in spec.series + spec.points for x in series.xs]
             plt.xticks(integer_ticks(min(xs_all), max(xs_all), max(self.size.width // 10, 2)))
