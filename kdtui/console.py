@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -26,7 +27,10 @@ def format_terms(loss: dict[str, float]) -> str:
     return " ".join(f"{name} {value:.4g}" for name, value in loss.items())
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float | None) -> str:
+    """'1:02:03' or '2:03'; '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
     seconds = int(max(seconds, 0))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

@@ -34,6 +34,11 @@ import yaml
 
 from kdtui.errors import KdtuiError
 
+try:  # libyaml when present: ~10× faster, which matters for listing 1000 runs
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,79}")
 RUN_ID = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -171,7 +176,7 @@ class RunDir:
 
     def read_config(self) -> dict[str, Any] | None:
         try:
-            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+            data = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=_SafeLoader)
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             return None
         return data if isinstance(data, dict) else None
@@ -187,7 +192,24 @@ class RunDir:
         return read_jsonl(self.metrics_path)
 
     def epochs(self) -> list[dict[str, Any]]:
-        return [r for r in self.read_metrics() if r.get("event") == "epoch"]
+        """The epoch records, torn or corrupt lines skipped. Step records are most of a long
+        run's file and the writer starts each with '{"event": "step"', so those lines are
+        skipped without being parsed."""
+        records = []
+        try:
+            with self.metrics_path.open("r", encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if line.startswith('{"event": "step"'):
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict) and record.get("event") == "epoch":
+                        records.append(record)
+        except OSError:
+            pass
+        return records
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

@@ -24,16 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import yaml
-
 from kdtui.errors import KdtuiError
 from kdtui.store import RUN_ID, RunDir, describe_config, iter_runs, writer_alive
-
-try:  # libyaml when present: ~10× faster, which matters for listing 1000 runs
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
-
 
 def effective_status(summary: dict[str, Any] | None, has_config: bool = True) -> str:
     """The status to show: "running" only while the writing process still exists.
@@ -55,14 +47,6 @@ def effective_status(summary: dict[str, Any] | None, has_config: bool = True) ->
 
 
 RESUMABLE = ("stopped", "failed", "crashed")
-
-
-def read_yaml(path: Path) -> dict[str, Any] | None:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)  # safe loader only
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def started_from_id(run_id: str) -> str:
@@ -117,7 +101,7 @@ def read_run_row(run: RunDir) -> RunRow:
     if isinstance(described, dict):
         has_config = True  # summary.json carries the description: no YAML to parse
     else:
-        config = read_yaml(run.config_path)  # a run from before that, or not started yet
+        config = run.read_config()  # a run from before that, or not started yet
         has_config = config is not None
         described = describe_config(config) if config is not None else {}
     row = RunRow(id=run.id, path=run.path, status=effective_status(summary, has_config),
@@ -164,28 +148,6 @@ def delete_run(root: Path, run: RunDir) -> None:
         shutil.rmtree(run.path)
     except OSError as exc:
         raise KdtuiError(f"Could not delete {run.path}: {exc.strerror or exc}.") from None
-
-
-def epoch_records(run: RunDir) -> list[dict[str, Any]]:
-    """The epoch records of a run's metrics.jsonl, torn or corrupt lines skipped.
-
-    Step records are most of a long run's file; the writer starts each with
-    '{"event": "step"', so those lines are skipped without being parsed."""
-    records = []
-    try:
-        with run.metrics_path.open("r", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith('{"event": "step"'):
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and record.get("event") == "epoch":
-                    records.append(record)
-    except OSError:
-        pass
-    return records
 
 
 def _float(value: Any) -> float | None:
@@ -420,15 +382,6 @@ def normalized(ys: Sequence[float]) -> list[float]:
     finite = [abs(y) for y in ys if math.isfinite(y)]
     top = max(finite) if finite else 0.0
     return [y / top if top > 0 and math.isfinite(y) else math.nan for y in ys]
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 # --- comparing runs ---------------------------------------------------------------

@@ -28,11 +28,12 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kdtui.console import format_duration
 from kdtui.errors import KdtuiError
 from kdtui.store import RunDir
 from kdtui.tui.runstate import (
-    RESUMABLE, RunHistory, RunRow, check_deletable, config_diff, delete_run, epoch_records,
-    export_epochs_csv, export_path, format_duration, list_run_rows, read_run_row,
+    RESUMABLE, RunHistory, RunRow, check_deletable, config_diff, delete_run,
+    export_epochs_csv, export_path, list_run_rows, read_run_row,
 )
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
@@ -105,7 +106,7 @@ def read_detail(row: RunRow) -> RunDetail:
     except (OSError, UnicodeDecodeError):
         config_text = None
     history = RunHistory()
-    history.add(epoch_records(run))
+    history.add(run.epochs())
     return RunDetail(row, run.read_summary(), config_text, history)
 
 
@@ -124,7 +125,7 @@ def read_comparison(rows: list[RunRow]) -> Comparison:
         run = RunDir(row.path)
         configs.append(run.read_config())
         history = RunHistory()
-        history.add(epoch_records(run))
+        history.add(run.epochs())
         curves.append(history.epoch_series("test_acc"))
     return Comparison(rows, configs, curves)
 

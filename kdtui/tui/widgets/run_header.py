@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from kdtui.tui.runstate import format_duration
+from kdtui.console import format_duration
 
 STATUS_STYLES = {
     "running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
