@@ -147,9 +147,10 @@ def run(
     --headless in this shell (also when the output is not a terminal)."""
     from kdtui.config import load_config
     from kdtui.console import HeadlessConsole
-    from kdtui.engine import events as ev
+    from kdtui import events as ev
     from kdtui.presets import find_preset
-    from kdtui.store import RunDir, RunStoreWriter, check_run_name, resolve_run, runs_root
+    from kdtui.store import (RunDir, RunStoreWriter, check_resumable, check_run_name, resolve_run,
+                             runs_root)
 
     with user_errors():
         if (preset is None) == (resume is None):
@@ -167,26 +168,19 @@ def run(
                 check_run_name(name or cfg.preset)
                 args = [preset, *(a for o in overrides for a in ("--set", o))] + (["--name", name] if name else [])
             else:
-                from kdtui.engine.launch import check_resumable
-
                 run_dir = resolve_run(root, resume)
                 check_resumable(run_dir)
                 args = ["--resume", str(run_dir.path)]
             open_app(root, start="run", run_args=args)
             return
         console = HeadlessConsole()
-        wanted_preset = None
 
-        def sinks_for(run_dir: RunDir) -> list:
+        def sinks_for(run_dir: RunDir, role: str) -> list:
             if announce is not None:
-                from kdtui.tui.process import announce as announce_run
+                from kdtui.store.announce import announce as announce_run
 
-                # A run of another preset than the one asked for is its teacher, trained first.
-                run_preset = (run_dir.read_config() or {}).get("preset")
-                role = "resume" if resume else ("teacher" if run_preset != wanted_preset else "student")
                 announce_run(announce, run_dir, role)
             return [RunStoreWriter(run_dir), console]
-
 
         notify = lambda text: console.console.print(f"[bold cyan]{text}[/]")  # noqa: E731
         with StopOnSignal() as stop:
@@ -198,7 +192,6 @@ def run(
                                           notify=notify)
                 else:
                     cfg = load_config(find_preset(preset), tuple(overrides))
-                    wanted_preset = cfg.preset
                     _, ended = start_run(cfg, root, name=name, sinks_for=sinks_for,
                                          stop_event=stop.event, notify=notify,
                                          overrides=tuple(overrides))
@@ -327,8 +320,7 @@ def runs_ls(runs_dir: Optional[Path] = RunsDirOption) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kdtui.store import runs_root
-    from kdtui.tui.runstate import list_run_rows
+    from kdtui.store import list_run_rows, runs_root
 
     root = runs_root(runs_dir)
     table = Table(title=f"runs in {root}", title_justify="left")
@@ -358,20 +350,21 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
         run_dir = resolve_run(runs_root(runs_dir), run_ref)
     console = Console(highlight=False)
     console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
-    console.print(json.dumps(run_dir.read_summary() or {"status": "no summary yet"}, indent=2))
+    summary = run_dir.summary()
+    console.print(json.dumps(summary.to_dict() if summary else {"status": "no summary yet"}, indent=2))
     console.print(yaml.safe_dump(run_dir.read_config() or {}, sort_keys=False).rstrip())
     epochs = run_dir.epochs()
     if epochs:
-        terms = list(epochs[-1].get("loss", {}))
+        terms = list(epochs[-1].loss)
         table = Table(title="epochs", title_justify="left")
         for column in ["epoch", "lr", *terms, "train %", "test %", "img/s", "s"]:
             table.add_column(column, justify="right")
         for record in epochs:
-            loss = record.get("loss", {})
-            table.add_row(str(record.get("epoch")), f"{record.get('lr', 0):.4g}",
+            loss = record.loss
+            table.add_row(str(record.epoch), f"{record.lr or 0:.4g}",
                           *(f"{loss[t]:.4g}" if t in loss else "-" for t in terms),
-                          _acc(record.get("train_acc")), _acc(record.get("test_acc")),
-                          f"{record.get('img_per_s', 0):.0f}", f"{record.get('time_s', 0):.1f}")
+                          _acc(record.train_acc), _acc(record.test_acc),
+                          f"{record.img_per_s or 0:.0f}", f"{record.time_s or 0:.1f}")
         console.print(table)
 
 
@@ -380,8 +373,7 @@ def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or fo
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
             runs_dir: Optional[Path] = RunsDirOption) -> None:
     """Delete a run folder (refused while the run is still training)."""
-    from kdtui.store import resolve_run, runs_root
-    from kdtui.tui.runstate import check_deletable, delete_run
+    from kdtui.store import check_deletable, delete_run, resolve_run, runs_root
 
     with user_errors():
         root = runs_root(runs_dir)

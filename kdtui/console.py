@@ -7,7 +7,7 @@ it prints only the one line per epoch.
 Usage::
 
     console = HeadlessConsole()
-    start_run(cfg, root, sinks_for=lambda run: [RunStoreWriter(run), console])
+    start_run(cfg, root, sinks_for=lambda run, role: [RunStoreWriter(run), console])
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kdtui.engine import events as ev
+from kdtui import events as ev
 
 
 def format_terms(loss: dict[str, float]) -> str:

@@ -113,7 +113,7 @@ def test_real_cifar10_jpeg_one_epoch_on_a_subset(tmp_path):
     """Trains one epoch on 50 images per class of real CIFAR-10 through `imagefolder`."""
     from kdtui.config import load_config
     from kdtui.engine.launch import start_run
-    from kdtui.engine import events as ev
+    from kdtui import events as ev
     from kdtui.store import RunStoreWriter
 
     per_class = {"train": 50, "test": 20}
@@ -131,8 +131,8 @@ def test_real_cifar10_jpeg_one_epoch_on_a_subset(tmp_path):
     root = tmp_path / "cifar10-jpeg"
     cfg = load_config(data={"student": {"arch": "wrn_10_1"}, "data": {"dataset": "imagefolder", "root": str(root), "num_workers": 0},
                             "train": {"epochs": 1, "batch_size": 50, "device": "cpu"}})
-    run, ended = start_run(cfg, tmp_path / "runs", sinks_for=lambda r: [RunStoreWriter(r)], notify=lambda _: None)
+    run, ended = start_run(cfg, tmp_path / "runs", sinks_for=lambda r, role: [RunStoreWriter(r)], notify=lambda _: None)
     assert isinstance(ended, ev.RunFinished)
     record = run.epochs()[0]
-    assert record["test_acc"] >= 0 and run.read_summary()["status"] == "finished"
+    assert record.test_acc >= 0 and run.read_summary()["status"] == "finished"
     assert build_data(cfg.data).num_classes == 10

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from kdtui.config import load_config
-from kdtui.engine import events as ev
+from kdtui import events as ev
 from kdtui.engine.launch import resume_run, start_run
 from kdtui.errors import KdtuiError
 from kdtui.losses.ce import CELoss
@@ -64,14 +64,14 @@ def test_signal_stops_cleanly_and_resume_finishes(tiny_presets, sig, code):
 
     result = kdtui("run", "--resume", run.id)
     assert result.exit_code == 0, result.output
-    assert [r["epoch"] for r in run.epochs()] == list(range(1, 7))
+    assert [r.epoch for r in run.epochs()] == list(range(1, 7))
     assert run.read_summary()["status"] == "finished"
 
 
 def test_kill_9_mid_run_then_resume_matches_uninterrupted_run(tiny_presets):
     straight, _ = start_run(load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=4"]),
                             runs_root(), name="straight", notify=lambda _: None,
-                            sinks_for=lambda r: [RunStoreWriter(r)])
+                            sinks_for=lambda r, role: [RunStoreWriter(r)])
     proc = start_cli("run", "tiny_teacher", "--headless", "--name", "killed", "--set", "train.epochs=4")
     killed = lambda: next(r for r in iter_runs(runs_root()) if r.id.endswith("-killed"))  # noqa: E731
     wait_for(lambda: any(r.id.endswith("-killed") for r in iter_runs(runs_root()))
@@ -84,10 +84,10 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted_run(tiny_presets):
     result = kdtui("run", "--resume", run.id)
     assert result.exit_code == 0, result.output
     resumed, reference = run.epochs(), straight.epochs()
-    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]
+    assert [r.epoch for r in resumed] == [1, 2, 3, 4]
     for a, b in zip(resumed, reference):
-        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-6)
-        assert a["loss"]["total"] == pytest.approx(b["loss"]["total"], rel=1e-4)
+        assert a.test_acc == pytest.approx(b.test_acc, abs=1e-6)
+        assert a.loss["total"] == pytest.approx(b.loss["total"], rel=1e-4)
     assert run.read_summary()["final_test_acc"] == pytest.approx(straight.read_summary()["final_test_acc"])
 
 
@@ -160,7 +160,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tiny_prese
 
     monkeypatch.setattr(trainer, "save_checkpoint", real_save)
     assert kdtui("run", "--resume", run.id).exit_code == 0
-    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]
+    assert [r.epoch for r in run.epochs()] == [1, 2, 3]
 
 
 def test_runs_started_in_the_same_second_get_distinct_folders(tmp_path):
@@ -300,7 +300,7 @@ def test_resume_with_an_edited_config_is_a_clear_error(tiny_presets):
     stop = threading.Event()
     cfg = load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=3"])
     run, _ = start_run(cfg, runs_root(), stop_event=stop, notify=lambda _: None,
-                       sinks_for=lambda r: [RunStoreWriter(r), StopAfterEpoch(1, stop)])
+                       sinks_for=lambda r, role: [RunStoreWriter(r), StopAfterEpoch(1, stop)])
     edited = run.read_config()
     edited["student"]["arch"] = "wrn_16_1"
     run.config_path.write_text(yaml.safe_dump(edited))

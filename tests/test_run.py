@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from kdtui.cli import app
 from kdtui.config import load_config
-from kdtui.engine import events as ev
+from kdtui import events as ev
 from kdtui.engine.launch import resume_run, start_run
 from kdtui.errors import CheckpointError
 from kdtui.store import RunDir, iter_runs, runs_root
@@ -45,7 +45,7 @@ def assert_complete(run: RunDir, epochs: int, terms: set[str]) -> None:
     summary = run.read_summary()
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["status"] == "finished" and summary["epochs_done"] == epochs == summary["epochs"]
-    records = run.epochs()
+    records = [r for r in run.read_metrics() if r["event"] == "epoch"]  # the file format itself
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
     for record in records:
         assert EPOCH_KEYS <= record.keys()
@@ -99,22 +99,22 @@ def test_resume_after_stop_continues_and_matches_uninterrupted(tiny_presets):
 
     root = runs_root()
     cfg = lambda: load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=3"])  # noqa: E731
-    _, full = start_run(cfg(), root, name="full", sinks_for=lambda r: [RunStoreWriter(r)], notify=lambda _: None)
+    _, full = start_run(cfg(), root, name="full", sinks_for=lambda r, role: [RunStoreWriter(r)], notify=lambda _: None)
     assert isinstance(full, ev.RunFinished)
 
     stop = threading.Event()
     run, ended = start_run(cfg(), root, name="cut", stop_event=stop, notify=lambda _: None,
-                           sinks_for=lambda r: [RunStoreWriter(r), StopAfterEpoch(1, stop)])
+                           sinks_for=lambda r, role: [RunStoreWriter(r), StopAfterEpoch(1, stop)])
     assert isinstance(ended, ev.RunStopped)
     assert run.read_summary()["status"] == "stopped" and run.read_summary()["epochs_done"] == 1
 
     result = kdtui("run", "--resume", run.id)
     assert result.exit_code == 0, result.output
-    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]
+    assert [r.epoch for r in run.epochs()] == [1, 2, 3]
     full_run = next(r for r in iter_runs(root) if r.id.endswith("-full"))
     for resumed, straight in zip(run.epochs(), full_run.epochs()):
-        assert resumed["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
-        assert resumed["loss"]["total"] == pytest.approx(straight["loss"]["total"], rel=1e-4)
+        assert resumed.test_acc == pytest.approx(straight.test_acc, abs=1e-6)
+        assert resumed.loss["total"] == pytest.approx(straight.loss["total"], rel=1e-4)
 
 
 def test_resume_after_kill_between_metrics_and_checkpoint(tiny_presets):
@@ -124,7 +124,7 @@ def test_resume_after_kill_between_metrics_and_checkpoint(tiny_presets):
     stop = threading.Event()
     cfg = load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=3"])
     run, _ = start_run(cfg, runs_root(), stop_event=stop, notify=lambda _: None,
-                       sinks_for=lambda r: [RunStoreWriter(r), StopAfterEpoch(2, stop)])
+                       sinks_for=lambda r, role: [RunStoreWriter(r), StopAfterEpoch(2, stop)])
     # Pretend the process died: epoch 2's checkpoint was never written and a line is torn.
     torch.save(torch.load(run.checkpoints / "last.pt", weights_only=True) | {"epoch": 1},
                run.checkpoints / "last.pt")
@@ -133,9 +133,9 @@ def test_resume_after_kill_between_metrics_and_checkpoint(tiny_presets):
     summary = run.read_summary() | {"status": "running"}
     run.write_summary(summary)
 
-    _, ended = resume_run(run.id, runs_root(), sinks_for=lambda r: [RunStoreWriter(r)], notify=lambda _: None)
+    _, ended = resume_run(run.id, runs_root(), sinks_for=lambda r, role: [RunStoreWriter(r)], notify=lambda _: None)
     assert isinstance(ended, ev.RunFinished)
-    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]
+    assert [r.epoch for r in run.epochs()] == [1, 2, 3]
     lines = run.metrics_path.read_text().splitlines()
     assert all(json.loads(line) for line in lines)  # the torn line is gone
 

@@ -226,7 +226,7 @@ def test_app_started_run_updates_live_and_stops(tmp_path):
         launch = app.launches[0]
         await wait_for(pilot, lambda: launch.returncode is not None, 60, "the run to stop")
         assert launch.returncode == 128 + signal.SIGTERM
-        await wait_for(pilot, lambda: (screen.summary or {}).get("status") == "stopped", 10, "stopped")
+        await wait_for(pilot, lambda: screen.summary is not None and screen.summary.status == "stopped", 10, "stopped")
         assert "stopped" in str(screen.query_one("#header").render())
 
     run_app(app, scenario)
@@ -294,7 +294,7 @@ def test_watch_follows_a_headless_run_of_another_process_and_stops_it(tmp_path):
             seen = len(screen.history.epochs)
             await wait_for(pilot, lambda: len(screen.history.epochs) > seen, 60, "the next epoch")
             await pilot.press("s")  # SIGTERM to the pid recorded in summary.json
-            await wait_for(pilot, lambda: (screen.summary or {}).get("status") == "stopped", 60, "stopped")
+            await wait_for(pilot, lambda: screen.summary is not None and screen.summary.status == "stopped", 60, "stopped")
 
         run_app(app, scenario)
         assert wait_process(process) == 128 + signal.SIGTERM

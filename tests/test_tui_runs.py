@@ -17,7 +17,8 @@ import yaml
 from textual.screen import Screen
 
 import kdtui.tui.screens.runs as runs_module
-from kdtui.store import RunDir, describe_config, loss_label
+from kdtui.losses import loss_label
+from kdtui.store import RunDir, describe_config
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.runs import RunsScreen
@@ -70,7 +71,7 @@ def write_run(root: Path, run_id: str, config: dict | None = None, epochs_done: 
     run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     if status is not None:
         accs = [r["test_acc"] for r in records if r["event"] == "epoch"]
-        described = {"describe": describe_config(config, loss_label)} if config is not None else {}
+        described = {"describe": describe_config(config, loss_label).to_dict()} if config is not None else {}
         run.write_summary({"status": status, "run_id": run_id, "epochs": 6, "epochs_done": epochs_done,
                            "device": "cpu", "best_test_acc": max(accs) if accs else None,
                            "best_epoch": accs.index(max(accs)) + 1 if accs else None,
@@ -536,7 +537,7 @@ def test_an_empty_or_missing_runs_folder_is_no_error(tmp_path):
 
 
 def test_row_config_reads_hand_written_configs_in_any_layout(tmp_path):
-    from kdtui.tui.runstate import list_run_rows
+    from kdtui.store import list_run_rows
 
     root = tmp_path / "runs"
     configs = {

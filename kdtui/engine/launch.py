@@ -6,24 +6,28 @@ half-made run behind.
 
 Usage::
 
-    run, ended = start_run(cfg, runs_root(), sinks_for=lambda run: [RunStoreWriter(run)])
+    run, ended = start_run(cfg, runs_root(), sinks_for=lambda run, role: [RunStoreWriter(run)])
     run, ended = resume_run("20261128-101500-quickstart", runs_root(), sinks_for=...)
+
+``sinks_for(run, role)`` is called as each run folder begins training, with its role:
+"teacher" (trained first for teacher 'auto'), "student", or "resume".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from kdtui.config import RunConfig, load_config
-from kdtui.engine import events as ev
+from kdtui import events as ev
 from kdtui.errors import KdtuiError
 from kdtui.losses import LOSSES
-from kdtui.store import RunDir, create_run, resolve_run, training_lock, writer_alive
+from kdtui.store import RunDir, check_resumable, create_run, resolve_run, training_lock
 
-SinksFor = Callable[[RunDir], list[ev.Sink]]
+SinksFor = Callable[[RunDir, str], list[ev.Sink]]
 Notify = Callable[[str], None]
 
 # Overrides that also apply to a teacher trained on the way: it must see the same data
@@ -33,7 +37,7 @@ INHERITED_OVERRIDES = ("data.root", "data.download", "data.num_workers", "train.
 
 @dataclass
 class Prepared:
-    cfg: RunConfig
+    cfg: RunConfig            # resolved: names the concrete teacher
     data: object
     teacher: object | None
     teacher_id: str | None
@@ -42,7 +46,10 @@ class Prepared:
 def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
             notify: Notify = print, sinks_for: SinksFor | None = None,
             stop_event: threading.Event | None = None) -> Prepared:
-    """Build data and teacher (training the teacher first if 'auto' finds none)."""
+    """Build data and teacher (training the teacher first if 'auto' finds none).
+
+    Returns a new, resolved config (``cfg`` is left as it was): the teacher is named by its
+    concrete run id or file, so the run's config.yaml reproduces exactly this run."""
     from kdtui.data import build_data
     from kdtui.engine.teacher import find_teacher, load_teacher
     from kdtui.engine.trainer import resolve_device
@@ -63,14 +70,13 @@ def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
             assert teacher_cfg is not None
             source = train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
         elif teacher_cfg is not None:
-            accuracy = (resolve_run(root, source.run_id).read_summary() or {}).get("best_test_acc")
+            accuracy = source.best_test_acc
             notify(f"Teacher: run {source.run_id} of preset {teacher_cfg.preset!r}"
-                   + (f" (best test accuracy {accuracy:.2f}%)." if isinstance(accuracy, float) else "."))
+                   + (f" (best test accuracy {accuracy:.2f}%)." if accuracy is not None else "."))
         teacher = load_teacher(source, data.num_classes)
         teacher_id = source.run_id
-        # Record the concrete teacher, so config.yaml reproduces this exact run.
-        cfg.teacher.arch = source.arch
-        cfg.teacher.checkpoint = source.run_id or str(source.checkpoint)
+        cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(
+            cfg.teacher, arch=source.arch, checkpoint=source.run_id or str(source.checkpoint)))
     return Prepared(cfg, data, teacher, teacher_id)
 
 
@@ -97,7 +103,7 @@ def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, over
     notify(f"No finished run of the teacher preset {cfg.teacher.preset!r} in {root}: "
            f"training the teacher ({teacher_cfg.student.arch}) first.")
     run, ended = start_run(teacher_cfg, root, sinks_for=sinks_for, stop_event=stop_event,
-                           notify=notify, overrides=inherited(overrides))
+                           notify=notify, overrides=inherited(overrides), role="teacher")
     if not isinstance(ended, ev.RunFinished):
         raise KdtuiError(f"The teacher run {run.id} ended {ended.status}, so the student was not "
                          f"started. Resume the teacher with `kdtui run --resume {run.id}`, then "
@@ -108,7 +114,8 @@ def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, over
 
 def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
               sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None,
-              notify: Notify = print, overrides: tuple[str, ...] = ()) -> tuple[RunDir, ev.RunEnded]:
+              notify: Notify = print, overrides: tuple[str, ...] = (),
+              role: str = "student") -> tuple[RunDir, ev.RunEnded]:
     from kdtui.engine.trainer import Trainer
     from kdtui.store import check_run_name
 
@@ -121,23 +128,8 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     run = create_run(root, name or cfg.preset)
     with training_lock(run):
         run.write_config(prepared.cfg.to_dict())
-        trainer.sinks = sinks_for(run) if sinks_for else []
+        trainer.sinks = sinks_for(run, role) if sinks_for else []
         return run, trainer.fit(run)
-
-
-def check_resumable(run: RunDir) -> dict:
-    """The run's config if it can be resumed now; otherwise a KdtuiError saying why."""
-    raw = run.read_config()
-    if raw is None:
-        raise KdtuiError(f"Run {run.id} has no readable config.yaml, so it cannot be resumed.")
-    summary = run.read_summary() or {}
-    if writer_alive(summary):
-        raise KdtuiError(f"Run {run.id} is still running (process {summary['pid']}); stop it "
-                         "first (Ctrl-C or kill -TERM), then resume.")
-    if summary.get("status") == "finished":
-        raise KdtuiError(f"Run {run.id} already finished; nothing to resume. To train longer, start "
-                         f"a new run from its config: kdtui run {run.config_path} --set train.epochs=N.")
-    return raw
 
 
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
@@ -149,7 +141,7 @@ def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
     with training_lock(run):  # checked under the lock: two resumes at once cannot both pass
         cfg = load_config(data=check_resumable(run))
         prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
-        sinks = sinks_for(run) if sinks_for else []
+        sinks = sinks_for(run, "resume") if sinks_for else []
         trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                           teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
         return run, trainer.fit(run, resume=True)

@@ -46,6 +46,7 @@ class TeacherSource:
     arch: str
     checkpoint: Path
     run_id: str | None
+    best_test_acc: float | None = None   # as its run recorded it (None for a bare file)
 
 
 # Settings that may differ between the teacher run 'auto' finds and the teacher preset:
@@ -64,9 +65,9 @@ def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
     so a shortened smoke test of that preset is never taken for the real teacher."""
     wanted = comparable(expected)
     for run in iter_runs(root):  # newest first
-        summary = run.read_summary() or {}
+        summary = run.summary()
         config = run.read_config() or {}
-        if summary.get("status") == "finished" and config.get("preset") == expected.get("preset") \
+        if summary is not None and summary.status == "finished" and config.get("preset") == expected.get("preset") \
                 and (run.checkpoints / "best.pt").exists() and comparable(config) == wanted:
             return run
     return None
@@ -77,12 +78,14 @@ def teacher_from_run(run: RunDir) -> TeacherSource:
     arch = (config.get("student") or {}).get("arch")
     if not arch:
         raise KdtuiError(f"Teacher run {run.id} has no readable config.yaml naming its architecture.")
-    status = (run.read_summary() or {}).get("status")
+    summary = run.summary()
+    status = summary.status if summary is not None else None
     checkpoint = run.checkpoints / ("best.pt" if (run.checkpoints / "best.pt").exists() else "last.pt")
     if status != "finished":
         raise KdtuiError(f"Teacher run {run.id} is {status or 'incomplete'}, not finished; resume it "
                          f"with `kdtui run --resume {run.id}` or choose another teacher.")
-    return TeacherSource(arch=arch, checkpoint=checkpoint, run_id=run.id)
+    return TeacherSource(arch=arch, checkpoint=checkpoint, run_id=run.id,
+                         best_test_acc=summary.best_test_acc if summary is not None else None)
 
 
 def find_teacher(cfg: TeacherConfig, root: Path,

@@ -1,7 +1,7 @@
 """Train a student (optionally distilled from a frozen teacher) and emit events.
 
 The trainer knows nothing about any UI: it calls each sink with typed events
-(:mod:`kdtui.engine.events`). After every epoch it first emits :class:`EpochEnd` (the
+(:mod:`kdtui.events`). After every epoch it first emits :class:`EpochEnd` (the
 store appends the epoch to metrics.jsonl), then writes ``last.pt``/``best.pt``
 atomically; a resume starts after the newest checkpoint and drops any metrics of later
 epochs, so each epoch is recorded exactly once whatever moment a run was killed.
@@ -27,15 +27,16 @@ from torch import nn
 
 from kdtui.config import RunConfig
 from kdtui.data.base import DataBundle
-from kdtui.engine import events as ev
+from kdtui import events as ev
 from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
 from kdtui.engine.teacher import FrozenTeacher
 from kdtui.errors import CheckpointError, ConfigError, KdtuiError
+from kdtui.losses import loss_label
 from kdtui.losses.base import LossInputs
 from kdtui.models import build_model, count_parameters
-from kdtui.store import RunDir
+from kdtui.store import RunDir, method_label
 
 CHECKPOINT_FORMAT = "kdtui-checkpoint-1"
 
@@ -144,6 +145,7 @@ class Trainer:
             "best_test_acc": self.best_test_acc,
             "best_epoch": self.best_epoch,
             "last_test_acc": self.last_test_acc,
+            "teacher_test_acc": self.teacher_test_acc,  # a resume need not evaluate it again
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -168,6 +170,7 @@ class Trainer:
         self.best_test_acc = float(state["best_test_acc"])
         self.best_epoch = int(state["best_epoch"])
         self.last_test_acc = state.get("last_test_acc")
+        self.teacher_test_acc = state.get("teacher_test_acc")
         torch.set_rng_state(state["rng_cpu"])
         if state.get("rng_cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
@@ -195,13 +198,11 @@ class Trainer:
     def fit(self, run: RunDir, resume: bool = False) -> ev.RunEnded:
         self.run = run
         started = time.time()
-        summary = self.run.read_summary() or {}
         if resume:
             last = self.run.checkpoints / "last.pt"
             if last.exists():
                 self.restore(last)
             self.run.truncate_metrics(self.epoch)
-            self.teacher_test_acc = summary.get("teacher_test_acc")
         try:
             self.emit(ev.RunStarted(
                 run_id=self.run.id, run_dir=str(self.run.path), config=self.cfg.to_dict(),
@@ -210,6 +211,7 @@ class Trainer:
                 student_params=count_parameters(self.student),
                 teacher_params=count_parameters(self.teacher) if self.teacher else None,
                 teacher_id=self.teacher_id,
+                method=method_label(self.cfg.to_dict().get("loss"), loss_label),
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)

@@ -7,9 +7,17 @@ Usage::
     terms = method(inputs)          # {"A": ..., "P": ..., "N": ...}
 """
 
+from typing import Any
+
 from kdtui.registry import Registry
 
 LOSSES = Registry("loss")
+
+
+def loss_label(name: str, options: Any) -> str:
+    """How runs tables name a configured loss term, e.g. 'amd(g+l)'; the bare name if unknown."""
+    return LOSSES.get(name).label(name, options) if name in LOSSES else name
+
 
 # Importing the method modules fills the registry.
 from kdtui.losses import amd, at, ce, dkd, fitnet, kd, pkt, rkd, sp  # noqa: E402,F401

@@ -4,13 +4,14 @@ The app trains in a separate process: ``python -m kdtui run … --headless`` in 
 its own, writing to the run folder like any headless run. So training never shares the
 UI's event loop or interpreter lock, and quitting the app may leave the run going (watch it
 later with ``kdtui watch``). The child appends each run folder it creates (the teacher
-first, when 'auto' has to train one, then the student) to an announce file the app reads.
+first, when 'auto' has to train one, then the student) to an announce file the app reads
+(:mod:`kdtui.store.announce`).
 
 Usage::
 
     launch = Launch.start(["presets/quickstart.yaml", "--set", "train.epochs=2"], runs_root())
     launch.announced()      # [(Path('runs/20261128-101500-quickstart_teacher'), 'teacher'), ...]
-    stop_run(summary)       # SIGTERM to the run's process: it checkpoints and stops
+    stop_run(run.summary()) # SIGTERM to the run's process: it checkpoints and stops
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtui.store import RunDir, writer_alive
+from kdtui.store import Summary, writer_alive
+from kdtui.store.announce import read_announcements
 
 
 def launches_dir(root: Path) -> Path:
@@ -61,16 +63,7 @@ class Launch:
     def announced(self) -> list[tuple[Path, str]]:
         """(run folder, role) of each run the child has created or resumed so far, in order;
         the role is "teacher" (trained first for teacher 'auto'), "student" or "resume"."""
-        try:
-            lines = self.announce_path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return []
-        runs = []
-        for line in lines:
-            path, _, role = line.strip().partition("\t")
-            if path:
-                runs.append((Path(path), role or "student"))
-        return runs
+        return read_announcements(self.announce_path)
 
     @property
     def returncode(self) -> int | None:
@@ -89,22 +82,15 @@ class Launch:
             self.process.send_signal(signal.SIGTERM)
 
 
-def announce(path: str | os.PathLike[str], run: RunDir, role: str) -> None:
-    """Called in the child when it creates a run folder."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"{run.path.absolute()}\t{role}\n")  # a resumed run may live elsewhere
-        handle.flush()
-
-
-def stop_run(summary: dict | None) -> str:
+def stop_run(summary: Summary | None) -> str:
     """SIGTERM the process training a run; returns what happened, for the user."""
-    summary = summary or {}
-    pid, host = summary.get("pid"), summary.get("host")
-    if summary.get("status") != "running":
-        return f"The run is not running (status {summary.get('status', 'unknown')})."
+    summary = summary or Summary()
+    pid, host = summary.pid, summary.host
+    if summary.status != "running":
+        return f"The run is not running (status {summary.status})."
     if host != socket.gethostname():
         return f"The run trains on {host}; stop it there (kill -TERM {pid})."
-    if not writer_alive(summary):
+    if pid is None or not writer_alive(summary):
         return "The run's process is gone; it can be resumed."
     try:
         os.kill(pid, signal.SIGTERM)

@@ -26,13 +26,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log
 from textual.worker import get_current_worker
 
-from kdtui.store import RunDir
+from kdtui.store import RESUMABLE, RunDir, Summary, effective_status
+from kdtui.store.follow import RunFollower, RunHistory, RunProgress, RunUpdate, run_progress
 from kdtui.tui.process import Launch, stop_run
-from kdtui.tui.runstate import (
-    RESUMABLE, IncrementalEma, RunFollower, RunHistory, RunUpdate, effective_status, log10_values,
-    normalized,
-)
-from kdtui.tui.widgets.run_header import RunHeader, RunProgress
+from kdtui.tui.series import IncrementalEma, log10_values, normalized
+from kdtui.tui.widgets.run_header import RunHeader
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
@@ -61,7 +59,7 @@ class DashboardScreen(Screen):
         self.run = run
         self.launch = launch
         self.history = RunHistory()
-        self.summary: dict[str, Any] | None = None
+        self.summary: Summary | None = None
         self.smoothing_index = 3
         self.scale_index = 0
         self.epoch_view = False
@@ -152,7 +150,7 @@ class DashboardScreen(Screen):
                 follower, following = RunFollower(self.run), self.run.path
             if follower is not None:
                 update = follower.poll()
-                if update.records or update.log_lines or update.summary is not None or update.reset:
+                if update.records or update.log_lines or update.summary_changed or update.reset:
                     if not deliver(self.apply_update, update):
                         return
             time.sleep(interval)
@@ -194,7 +192,7 @@ class DashboardScreen(Screen):
             self.summary = update.summary
         if update.log_lines:
             self.query_one("#log", Log).write_lines(compact_log_line(line) for line in update.log_lines)
-        epochs_changed = update.reset or any(r.get("event") == "epoch" for r in update.records)
+        epochs_changed = update.reset or update.has_epochs
         if epochs_changed or update.summary is not None:
             # Once an epoch: draw the epoch panels now; the per-step loss view keeps its pace.
             self.redraw(loss=self.epoch_view or update.reset or not self.last_step_redraw)
@@ -265,8 +263,8 @@ class DashboardScreen(Screen):
         history, plot = self.history, self.query_one("#accuracy", SeriesPlot)
         series = [Series(label, *history.epoch_series(key))
                   for key, label in (("train_acc", "train"), ("test_acc", "test"))]
-        teacher = (self.summary or {}).get("teacher_test_acc")
-        hlines = [(float(teacher), "red")] if isinstance(teacher, (int, float)) else []
+        teacher = self.summary.teacher_test_acc if self.summary else None
+        hlines = [(teacher, "red")] if teacher is not None else []
         points = []
         xs, ys = history.epoch_series("test_acc")
         if ys:
@@ -284,55 +282,16 @@ class DashboardScreen(Screen):
         table.clear()
         for metric, latest, best in self.history.latest_and_best():
             table.add_row(metric, _fmt(latest), _fmt(best))
-        teacher = (self.summary or {}).get("teacher_test_acc")
-        if isinstance(teacher, (int, float)):
+        teacher = self.summary.teacher_test_acc if self.summary else None
+        if teacher is not None:
             table.add_row("teacher acc %", _fmt(teacher), "")
 
     def progress(self) -> RunProgress:
-        summary = self.summary or {}
-        status = effective_status(self.summary) if self.summary is not None else "starting"
+        progress = run_progress(self.summary, self.history, run_id=self.run.id if self.run else "",
+                                phase=self.phase)
         if self.launch_error and self.run is None:
-            status = "failed"
-        last = self.history.last_step or {}
-        epochs = summary.get("epochs") or last.get("epochs")
-        done = summary.get("epochs_done") or 0
-        p = RunProgress(run_id=self.run.id if self.run else "", status=status,
-                        device=str(summary.get("device", "?")), epochs=epochs, phase=self.phase)
-        if status == "running" and last:
-            p.epoch, p.step, p.steps_per_epoch = last.get("epoch", 0), last.get("step", 0), last.get("steps_per_epoch")
-            if p.epoch <= done:  # the epoch finished; the next one has not logged a step yet
-                p.epoch, p.step = min(done + 1, epochs) if isinstance(epochs, int) else done + 1, 0
-            p.img_per_s = last.get("img_per_s")
-        elif status == "running":
-            p.epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1  # no step logged yet
-        else:
-            p.epoch = done
-        base, started = summary.get("wall_time_base_s"), summary.get("process_started_at")
-        if status == "running" and isinstance(base, (int, float)) and isinstance(started, (int, float)):
-            p.elapsed_s = base + time.time() - started
-            p.eta_s = self.eta(summary, started)
-        else:
-            p.elapsed_s = summary.get("wall_time_s")
-        return p
-
-    def eta(self, summary: dict[str, Any], started: float) -> float | None:
-        """Remaining time from this process's pace: epochs done here, or steps so far."""
-        epochs, last = summary.get("epochs"), self.history.last_step
-        if not isinstance(epochs, int) or not last:
-            return None
-        spe = last.get("steps_per_epoch") or 1
-        here = [r for r in self.history.epochs if r.get("time", 0) >= started]
-        if here:
-            per_epoch = sum(r.get("time_s", 0.0) for r in here) / len(here)
-            into = (last.get("step", 0) / spe) if last.get("epoch", 0) > here[-1]["epoch"] else 0.0
-            return per_epoch * (epochs - here[-1]["epoch"] - into)
-        # No epoch done by this process yet: the step rate since its first logged step.
-        steps = [(x, t) for x, t in zip(self.history.step_x, self.history.step_t) if t >= started]
-        if len(steps) < 2 or steps[-1][1] <= steps[0][1]:
-            return None
-        rate = (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
-        steps_left = (epochs - last.get("epoch", 1)) * spe + spe - last.get("step", 0)
-        return steps_left / rate if rate > 0 else None
+            progress.status = "failed"
+        return progress
 
     def update_header(self) -> None:
         self.query_one(RunHeader).update_from(self.progress())

@@ -30,11 +30,10 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from kdtui.console import format_duration
 from kdtui.errors import KdtuiError
-from kdtui.store import RunDir
-from kdtui.tui.runstate import (
-    RESUMABLE, RunHistory, RunRow, check_deletable, config_diff, delete_run,
-    export_epochs_csv, export_path, list_run_rows, read_run_row,
-)
+from kdtui.store import (RESUMABLE, RunDir, RunRow, Summary, check_deletable, delete_run,
+                         list_run_rows, read_run_row)
+from kdtui.store.export import config_diff, export_epochs_csv, export_path
+from kdtui.store.follow import RunHistory
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
 
@@ -94,7 +93,7 @@ class RunDetail:
     """What the detail pane shows of one run, read in a worker."""
 
     row: RunRow
-    summary: dict[str, Any] | None
+    summary: Summary | None
     config_text: str | None
     history: RunHistory
 
@@ -107,7 +106,7 @@ def read_detail(row: RunRow) -> RunDetail:
         config_text = None
     history = RunHistory()
     history.add(run.epochs())
-    return RunDetail(row, run.read_summary(), config_text, history)
+    return RunDetail(row, run.summary(), config_text, history)
 
 
 @dataclass
@@ -423,7 +422,7 @@ class RunsScreen(Screen):
             empty_text="no epoch recorded")
 
     def summary_text(self, detail: RunDetail) -> Text:
-        row, summary = detail.row, detail.summary or {}
+        row, summary = detail.row, detail.summary or Summary()
         colours = self.app.theme_variables
         text = Text(row.id + "\n", style="bold")
         lines: list[tuple[str, str | Text]] = [
@@ -431,19 +430,19 @@ class RunsScreen(Screen):
             ("started", row.started),
             ("epochs", f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}"),
         ]
-        best_epoch = summary.get("best_epoch")
+        best_epoch = summary.best_epoch
         lines.append(("best", f"{format_accuracy(row.best_acc)} %"
-                      + (f" (epoch {best_epoch})" if isinstance(best_epoch, int) else "")))
+                      + (f" (epoch {best_epoch})" if best_epoch is not None else "")))
         lines.append(("final", f"{format_accuracy(row.final_acc)} %"))
         if row.teacher_acc is not None:
             lines.append(("teacher", f"{format_accuracy(row.teacher_acc)} %"))
         lines.append(("time", format_duration(row.duration_s)))
-        for key, label in (("device", "device"), ("teacher_id", "teacher run")):
-            if summary.get(key):
-                lines.append((label, str(summary[key])))
-        params = [f"{who} {summary[key] / 1e6:.2f}M" for key, who in
-                  (("student_params", "student"), ("teacher_params", "teacher"))
-                  if isinstance(summary.get(key), (int, float))]
+        for value, label in ((summary.device, "device"), (summary.teacher_id, "teacher run")):
+            if value:
+                lines.append((label, value))
+        params = [f"{who} {count / 1e6:.2f}M" for count, who in
+                  ((summary.student_params, "student"), (summary.teacher_params, "teacher"))
+                  if count is not None]
         if params:
             lines.append(("params", " · ".join(params)))
         if row.error:

@@ -45,7 +45,7 @@ from kdtui.errors import KdtuiError
 from kdtui.presets import PresetInfo, find_preset, grouped_presets, presets_dir
 from kdtui.schema import describe_type
 from kdtui.store import RUN_ID, check_run_name
-from kdtui.tui.runstate import RunRow
+from kdtui.store import RunRow
 
 # The fields shown up front; the sections' other fields go under "more … options".
 DATA_MAIN = ("dataset", "root")

@@ -8,32 +8,16 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.widgets import Static
 
 from kdtui.console import format_duration
+from kdtui.store.follow import RunProgress
 
 STATUS_STYLES = {
     "running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
     "failed": "bold red", "crashed": "bold red", "starting": "bold magenta", "broken": "bold red",
 }
-
-
-@dataclass
-class RunProgress:
-    run_id: str = ""
-    status: str = "starting"
-    device: str = "?"
-    epoch: int = 0            # epoch in progress (or last done when ended)
-    epochs: int | None = None
-    step: int = 0
-    steps_per_epoch: int | None = None
-    elapsed_s: float | None = None
-    eta_s: float | None = None
-    img_per_s: float | None = None
-    phase: str = ""           # e.g. "teacher first (1/2)"
 
 
 def bar(fraction: float, width: int) -> str:

@@ -20,7 +20,7 @@ from typing import Sequence
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from kdtui.tui.runstate import downsample
+from kdtui.tui.series import downsample
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Typed events the engine emits while a run trains.
 
-Sinks are plain callables ``sink(event)``: the run-store writer, the headless console,
-the Textual app. The engine never knows which are listening. ``to_record()`` is the
-JSON form written to ``metrics.jsonl`` (``{"event": <kind>, ...}``).
+Sinks are plain callables ``sink(event)``: the run-store writer, the headless console.
+The engine never knows which are listening. This module imports nothing of kdtui, so the
+engine (which emits) and the store (which records) both depend on it and not on each
+other's internals; the record written for each event is the store's business
+(:mod:`kdtui.store.records`).
 
 Usage::
 
@@ -13,7 +15,6 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -23,9 +24,6 @@ from typing import Any, Callable, ClassVar
 class Event:
     kind: ClassVar[str] = "event"
     time: float = field(default_factory=time.time, kw_only=True)
-
-    def to_record(self) -> dict[str, Any]:
-        return {"event": self.kind, **dataclasses.asdict(self)}
 
 
 @dataclass
@@ -41,6 +39,7 @@ class RunStarted(Event):
     student_params: int
     teacher_params: int | None
     teacher_id: str | None
+    method: str = ""          # the active loss terms as labelled by the loss registry
 
 
 @dataclass

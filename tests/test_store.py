@@ -1,4 +1,5 @@
-"""The app's run-store readers: following a growing run, series helpers, diffs, CSV."""
+"""The run store: typed records, following a growing run, listing, diffs, CSV; and the
+app's series helpers."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import subprocess
 
 import pytest
 
-from kdtui.store import RunDir, atomic_write_text, describe_config, method_label
-from kdtui.tui.process import Launch, announce
-from kdtui.tui.runstate import (
-    RunFollower, RunHistory, config_diff, downsample, effective_status, ema, export_epochs_csv,
-    flatten, list_run_rows, log10_values, normalized, read_run_row,
-)
+from kdtui.losses import loss_label
+from kdtui.store import (EpochRecord, RunDescription, RunDir, StepRecord, Summary, atomic_write_text,
+                         describe_config, effective_status, list_run_rows, method_label, read_run_row)
+from kdtui.store.announce import announce
+from kdtui.store.export import config_diff, export_epochs_csv, flatten
+from kdtui.store.follow import RunFollower, RunHistory
+from kdtui.store.records import is_step_line, parse_line, parse_record, record_line
+from kdtui.tui.process import Launch
+from kdtui.tui.series import IncrementalEma, downsample, ema, log10_values, normalized
 
 
 def make_run(root, run_id="20261128-101500-demo", epochs=0, summary=None, config=None):
@@ -56,15 +60,15 @@ def test_follower_reads_only_new_complete_lines(tmp_path):
     run = make_run(tmp_path, epochs=1, summary={"status": "running"})
     follower = RunFollower(run)
     first = follower.poll()
-    assert [r["epoch"] for r in first.records] == [1]
-    assert first.summary == {"status": "running"}
+    assert [r.epoch for r in first.records] == [1]
+    assert first.summary == Summary(status="running")
     assert follower.poll().records == [] and follower.poll().summary is None  # nothing changed
     with run.metrics_path.open("a") as handle:
         handle.write(json.dumps(epoch_record(2)) + "\n" + '{"event": "epoch", "ep')  # torn tail
-    assert [r["epoch"] for r in follower.poll().records] == [2]
+    assert [r.epoch for r in follower.poll().records] == [2]
     with run.metrics_path.open("a") as handle:
         handle.write('och": 3}\n')  # the writer completes the line
-    assert follower.poll().records == [{"event": "epoch", "epoch": 3}]
+    assert follower.poll().records == [EpochRecord(epoch=3)]
 
 
 def test_follower_starts_over_when_a_resume_rewrites_the_metrics(tmp_path):
@@ -73,7 +77,7 @@ def test_follower_starts_over_when_a_resume_rewrites_the_metrics(tmp_path):
     assert len(follower.poll().records) == 3
     run.truncate_metrics(1)  # what a resume does: atomic rewrite keeping epoch 1
     update = follower.poll()
-    assert update.reset and [r["epoch"] for r in update.records] == [1]
+    assert update.reset and [r.epoch for r in update.records] == [1]
 
 
 def test_follower_skips_corrupt_lines_and_missing_files(tmp_path):
@@ -82,12 +86,13 @@ def test_follower_skips_corrupt_lines_and_missing_files(tmp_path):
     follower = RunFollower(RunDir(path))
     assert follower.poll().records == []
     (path / "metrics.jsonl").write_text('garbage\n[1, 2]\n{"event": "epoch", "epoch": 1}\n')
-    assert follower.poll().records == [{"event": "epoch", "epoch": 1}]
+    assert follower.poll().records == [EpochRecord(epoch=1)]
 
 
 def test_history_series_terms_and_best():
     history = RunHistory()
-    history.add([step_record(1, 4.0), step_record(2, 3.0), epoch_record(1), epoch_record(2, acc=5.0)])
+    history.add(map(parse_record, [step_record(1, 4.0), step_record(2, 3.0), epoch_record(1),
+                                   epoch_record(2, acc=5.0)]))
     assert history.terms == ["CE", "total"]
     assert history.step_x == [1, 2] and history.step_loss["total"] == [4.0, 3.0]
     assert history.epoch_series("test_acc") == ([1, 2], [9.0, 5.0])
@@ -95,16 +100,16 @@ def test_history_series_terms_and_best():
     assert rows["test acc %"] == (5.0, 9.0)           # accuracy: best is the highest
     assert rows["loss total"] == (1.5, 1.5)           # latest and best are epoch means
     history = RunHistory()
-    history.add([step_record(1, 4.0)])
+    history.add([parse_record(step_record(1, 4.0))])
     assert {n: l for n, l, _ in history.latest_and_best()}["loss total"] == 4.0  # no epoch yet
 
 
 def test_history_aligns_a_term_that_appears_later():
     history = RunHistory()
-    history.add([step_record(1, 4.0)])
+    history.add([parse_record(step_record(1, 4.0))])
     later = step_record(2, 3.0)
     later["loss"]["AMD"] = 0.5
-    history.add([later])
+    history.add([parse_record(later)])
     assert len(history.step_loss["AMD"]) == 2 and math.isnan(history.step_loss["AMD"][0])
 
 
@@ -117,8 +122,6 @@ def test_ema_matches_tensorboard_debiased_smoothing():
 
 
 def test_incremental_ema_equals_the_full_computation_as_the_series_grows():
-    from kdtui.tui.runstate import IncrementalEma
-
     values = [float(v % 7) for v in range(50)] + [math.nan, 3.0]
     smoother = IncrementalEma()
     for end in (5, 20, 52):
@@ -145,8 +148,6 @@ def test_log_and_normalised_scales():
 
 
 def test_method_label_lists_active_terms_with_the_registry_labels():
-    from kdtui.store import loss_label
-
     loss = {"ce": {"weight": 0.1}, "kd": 0.9, "amd": {"weight": 5000, "local": True}}
     assert method_label(loss) == "ce+kd+amd"
     assert method_label(loss, loss_label) == "ce+kd+amd(g+l)"
@@ -194,9 +195,9 @@ def test_effective_status_trusts_other_hosts_and_checks_live_processes():
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         here = socket.gethostname()
-        assert effective_status({"status": "running", "pid": sleeper.pid, "host": here}) == "running"
-        assert effective_status({"status": "running", "pid": 1, "host": "elsewhere"}) == "running"
-        assert effective_status({"status": "finished"}) == "finished"
+        assert effective_status(Summary(status="running", pid=sleeper.pid, host=here)) == "running"
+        assert effective_status(Summary(status="running", pid=1, host="elsewhere")) == "running"
+        assert effective_status(Summary(status="finished")) == "finished"
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -221,7 +222,7 @@ def test_atomic_summary_is_never_seen_half_written(tmp_path):
     for n in range(20):
         atomic_write_text(run.summary_path, json.dumps({"status": "running", "n": n}))
         summary = follower.poll().summary
-        assert summary is None or summary["status"] == "running"
+        assert summary is None or summary.status == "running"
     assert os.listdir(run.path).count("summary.json") == 1
 
 
@@ -230,14 +231,14 @@ def test_rows_read_the_summary_description_or_else_the_config(tmp_path):
     # parses no YAML; older or half-made runs fall back to config.yaml, with the same row.
     run = make_run(tmp_path, summary={"status": "finished"})
     from_config = read_run_row(run)
-    run.write_summary({"status": "finished", "describe": describe_config(run.read_config())})
+    run.write_summary(Summary(status="finished", describe=describe_config(run.read_config()).to_dict()))
     run.config_path.unlink()
     from_summary = read_run_row(run)
     assert (from_summary.dataset, from_summary.student, from_summary.teacher, from_summary.method,
             from_summary.epochs) == (from_config.dataset, from_config.student, from_config.teacher,
                                      from_config.method, from_config.epochs) == ("shapes", "wrn_16_1", "wrn_16_3", "ce+kd", 4)
-    assert describe_config({"data": 7, "teacher": None}) == {
-        "dataset": "?", "student": "?", "teacher": "-", "method": "?", "epochs": None}
+    assert describe_config({"data": 7, "teacher": None}) == RunDescription(
+        dataset="?", student="?", teacher="-", method="?", epochs=None)
 
 
 def test_summary_rewrite_is_seen_even_with_an_unchanged_mtime(tmp_path):
@@ -245,10 +246,10 @@ def test_summary_rewrite_is_seen_even_with_an_unchanged_mtime(tmp_path):
     run = make_run(tmp_path, summary={"status": "running"})
     follower = RunFollower(run)
     first = run.summary_path.stat()
-    assert follower.poll().summary["status"] == "running"
+    assert follower.poll().summary.status == "running"
     run.write_summary({"status": "finished"})
     os.utime(run.summary_path, ns=(first.st_atime_ns, first.st_mtime_ns))
-    assert follower.poll().summary == {"status": "finished"}
+    assert follower.poll().summary == Summary(status="finished")
 
 
 def test_liveness_rejects_special_and_reused_pids():
@@ -283,8 +284,63 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
 
 def test_a_run_training_on_another_machine_cannot_be_deleted(tmp_path):
     from kdtui.errors import KdtuiError
-    from kdtui.tui.runstate import check_deletable
+    from kdtui.store import check_deletable
 
     run = make_run(tmp_path, summary={"status": "running", "pid": 4242, "host": "gpu-node-7"})
     with pytest.raises(KdtuiError, match="still running"):
         check_deletable(tmp_path, run)
+
+
+# --- the typed records -----------------------------------------------------------------
+
+def test_summary_from_dict_tolerates_old_partial_and_ill_typed_files():
+    summary = Summary.from_dict({"status": "finished", "epochs_done": "three", "best_test_acc": 71,
+                                 "pid": True, "host": 5, "from_the_future": [1, 2]})
+    assert summary.status == "finished" and summary.epochs_done == 0      # default, not "three"
+    assert summary.best_test_acc == 71.0 and isinstance(summary.best_test_acc, float)
+    assert summary.pid is None and summary.host is None                  # bool and int rejected
+    assert summary.to_dict()["from_the_future"] == [1, 2]                # unknown keys kept
+    assert Summary.from_dict(None) == Summary() and Summary.from_dict([1]) == Summary()
+    assert Summary.from_dict(Summary(status="x", teacher_test_acc=80.5).to_dict()) == Summary(
+        status="x", teacher_test_acc=80.5)
+
+
+def test_records_round_trip_and_step_lines_are_recognised_unparsed():
+    step = StepRecord(epoch=2, step=5, steps_per_epoch=10, global_step=15, lr=0.1,
+                      loss={"CE": 1.5, "total": 1.5}, img_per_s=99.0, time=1.0)
+    epoch = EpochRecord(epoch=2, epochs=3, lr=0.1, loss={"total": 1.0}, train_acc=50.0,
+                        test_acc=40.0, best_test_acc=40.0, best_epoch=2, img_per_s=9.0,
+                        time_s=3.0, time=2.0)
+    for record in (step, epoch):
+        line = record_line(record)
+        assert parse_line(line) == record and line.endswith("\n")
+    assert is_step_line(record_line(step)) and not is_step_line(record_line(epoch))
+    assert parse_record({"event": "epoch"}) is None                      # no epoch number
+    assert parse_record({"event": "start", "epoch": 1}) is None          # not a metrics record
+    assert parse_record({"event": "epoch", "epoch": 1, "loss": {"KD": "nan?"}}).loss["KD"] != 0
+
+
+def test_epochs_skip_step_lines_and_read_epoch_records_typed(tmp_path):
+    run = make_run(tmp_path, epochs=2)
+    with run.metrics_path.open("a") as handle:
+        handle.write(json.dumps(step_record(3, 2.0)) + "\n")
+    assert [(r.epoch, r.test_acc) for r in run.epochs()] == [(1, 9.0), (2, 18.0)]
+    assert [type(r).__name__ for r in run.records()] == ["EpochRecord", "EpochRecord", "StepRecord"]
+
+
+def test_only_the_store_reads_the_record_files_raw():
+    """Every reader goes through the typed records: nothing outside kdtui/store calls the raw
+    readers or picks summary/metrics keys by string."""
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parent.parent / "kdtui"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "store" in path.relative_to(package).parts[:1]:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in (".read_summary(", ".read_metrics(", "summary.get(", "summary[", "record.get(",
+                       'record["', '"event") =='):
+            if needle in text:
+                offenders.append(f"{path.relative_to(package)}: {needle}")
+    assert offenders == []
