@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 from kdtui.errors import KdtuiError
 from kdtui.store import RunDir
 from kdtui.tui.runstate import RunRow, list_run_rows
-from kdtui.tui.widgets.launcher import Launcher, display_path
+from kdtui.tui.launcher import Launcher, display_path
 
 RECENT_RUNS = 8
 
