@@ -7,7 +7,7 @@ form itself; ``picker`` and ``save_dialog`` its modal screens.
 Usage::
 
     from kdtui.tui.launcher import Launcher
-    yield Launcher(id="launcher")            # in a screen's compose
+    yield Launcher(id="launcher")            # in a screen's compose; handle Launcher.StartRun
 """
 
 from kdtui.tui.launcher.launcher import Launcher

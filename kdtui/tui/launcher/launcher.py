@@ -6,11 +6,14 @@ change builds the ``--set KEY=VALUE`` overrides that differ from the preset and 
 with :func:`kdtui.config.load_config`, the CLI's validator: the inline messages are the CLI's,
 and what the form shows is exactly the command line it prints.
 
+The launcher posts :class:`Launcher.StartRun` to start a run (the screen holding it starts the
+run) and :class:`Launcher.Validated` after each validation.
+
 Usage::
 
     yield Launcher(id="launcher")            # in a screen's compose
     launcher.run_args()                      # ['quickstart', '--set', 'train.lr=0.05']
-    launcher.start()                         # app.start_run(launcher.run_args())
+    launcher.start()                         # posts Launcher.StartRun(launcher.run_args())
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ class Launcher(Vertical):
 
     class Validated(Message):
         """Posted after each validation, so the screen can refresh what depends on it (``valid``)."""
+
+    class StartRun(Message):
+        """Start ``kdtui run <args> --headless`` (the arguments without ``--headless``) and watch it."""
+
+        def __init__(self, args: list[str]) -> None:
+            super().__init__()
+            self.args = args
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -331,7 +341,7 @@ class Launcher(Vertical):
 
     def start(self) -> None:
         if self.valid:
-            self.app.start_run(self.run_args())
+            self.post_message(self.StartRun(self.run_args()))
         else:
             self.notify(self.error or "The form is still loading.", title="Cannot start", severity="error")
 

@@ -92,6 +92,10 @@ class HomeScreen(Screen):
         except KdtuiError as exc:
             self.notify(str(exc), title="Cannot open the run", severity="error")
 
+    @on(Launcher.StartRun)
+    def _start_run(self, event: Launcher.StartRun) -> None:
+        self.app.start_run(event.args)
+
     @on(Launcher.Validated)
     def _validated(self) -> None:
         self.refresh_bindings()  # Start is greyed out in the footer while the form is invalid
