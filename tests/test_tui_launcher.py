@@ -21,7 +21,7 @@ from kdtui.store import RunDir, check_run_name, runs_root
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.home import HomeScreen
-from kdtui.tui.widgets.launcher import Launcher, PresetNameScreen, PresetPicker, preset_save_path, yaml_text
+from kdtui.tui.launcher import Launcher, PresetNameScreen, PresetPicker, preset_save_path, yaml_text
 
 FINISHED_RUN = "20261128-101500-tiny_teacher"
 # The first import of PyTorch (the loss and model registries) takes seconds on a busy machine.
@@ -270,7 +270,7 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
 def test_where_presets_are_saved(tiny_presets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert preset_save_path("mine") == tiny_presets / "mine.yaml"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("kdtui.tui.widgets.launcher.os.access", lambda path, mode: False)
+    monkeypatch.setattr("kdtui.tui.launcher.presets_io.os.access", lambda path, mode: False)
     assert preset_save_path("mine") == tmp_path / "mine.yaml"
 
 

@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 from kdtui.errors import KdtuiError
 from kdtui.store import RunDir
 from kdtui.store import RunRow, list_run_rows
-from kdtui.tui.widgets.launcher import Launcher, display_path
+from kdtui.tui.launcher import Launcher, display_path
 
 RECENT_RUNS = 8
 
@@ -91,6 +91,10 @@ class HomeScreen(Screen):
             self.app.open_dashboard(RunDir(Path(str(event.row_key.value))))
         except KdtuiError as exc:
             self.notify(str(exc), title="Cannot open the run", severity="error")
+
+    @on(Launcher.StartRun)
+    def _start_run(self, event: Launcher.StartRun) -> None:
+        self.app.start_run(event.args)
 
     @on(Launcher.Validated)
     def _validated(self) -> None:

@@ -1,0 +1,117 @@
+"""The preset picker: a modal listing the presets by group, filtered as you type; it can also
+take the path of a .yaml file. Dismissed with the chosen preset's path, or None.
+
+Usage::
+
+    app.push_screen(PresetPicker("quickstart", presets), on_picked)   # on_picked(path | None)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from kdtui.presets import grouped_presets
+from kdtui.tui.launcher.schema import PresetGroups
+
+
+class PresetPicker(ModalScreen[Path | None]):
+    """The presets, grouped as ``kdtui presets`` lists them, filtered as you type.
+
+    Filtering works on ``presets`` in memory; without them (the launcher has not read them
+    yet) the picker reads them once in a thread worker.
+    """
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_list", show=False)]
+
+    def __init__(self, current: str | None, presets: PresetGroups | None = None) -> None:
+        super().__init__()
+        self.current = current
+        self.presets = presets
+        self.paths: dict[str, Path] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="preset-picker", classes="panel dialog") as box:
+            box.border_title = "Choose a preset"
+            yield Input(placeholder="filter by name or description, or a path to a .yaml file",
+                        id="preset-filter")
+            yield OptionList(id="preset-options")
+
+    def on_mount(self) -> None:
+        if self.presets is None:
+            options = self.query_one("#preset-options", OptionList)
+            options.add_option(Option(Text("Reading the presets…", style="dim"), disabled=True))
+            self._read_presets()
+        else:
+            self._fill("")
+
+    @work(thread=True, exclusive=True, group="preset-picker", exit_on_error=False)
+    def _read_presets(self) -> None:
+        presets = grouped_presets()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._presets_read, presets)
+
+    def _presets_read(self, presets: PresetGroups) -> None:
+        if self.is_attached:  # else dismissed meanwhile
+            self.presets = presets
+            self._fill(self.query_one("#preset-filter", Input).value)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group == "preset-picker":
+            options = self.query_one("#preset-options", OptionList)
+            options.clear_options()
+            options.add_option(Option(Text(f"Could not read the presets: {event.worker.error}", style="dim"),
+                                      disabled=True))
+
+    def _fill(self, pattern: str) -> None:
+        if self.presets is None:
+            return  # still reading them: filled with what is typed by then
+        options = self.query_one("#preset-options", OptionList)
+        options.clear_options()
+        self.paths.clear()
+        words = pattern.lower().split()
+        for group, presets in self.presets:
+            shown = [p for p in presets if all(w in f"{p.name} {p.description}".lower() for w in words)]
+            if not shown:
+                continue
+            options.add_option(Option(Text(group, style="bold"), disabled=True))
+            for preset in shown:
+                self.paths[preset.name] = preset.path
+                options.add_option(Option(Text.assemble(("  " + preset.name, "bold"),
+                                                        ("  " + preset.description, "dim")), id=preset.name))
+        if self.current in self.paths:
+            options.highlighted = options.get_option_index(self.current)
+        elif self.paths:
+            options.highlighted = options.get_option_index(next(iter(self.paths)))
+
+    @on(Input.Changed, "#preset-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    @on(Input.Submitted, "#preset-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one("#preset-options", OptionList)
+        typed = Path(event.value.strip()).expanduser()
+        if typed.suffix in (".yaml", ".yml") and typed.is_file():
+            self.dismiss(typed)
+        elif options.highlighted is not None:
+            option = options.get_option_at_index(options.highlighted)
+            if option.id is not None:
+                self.dismiss(self.paths[option.id])
+
+    @on(OptionList.OptionSelected, "#preset-options")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.dismiss(self.paths[event.option.id])
+
+    def action_focus_list(self) -> None:
+        self.query_one("#preset-options").focus()
