@@ -353,6 +353,10 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
     summary = run_dir.summary()
     console.print(json.dumps(summary.to_dict() if summary else {"status": "no summary yet"}, indent=2))
     console.print(yaml.safe_dump(run_dir.read_config() or {}, sort_keys=False).rstrip())
+    environment = run_dir.environment()
+    if environment is not None:
+        console.print("[bold]environment[/] (env.json)")
+        console.print(yaml.safe_dump(environment, sort_keys=False, allow_unicode=True).rstrip())
     epochs = run_dir.epochs()
     if epochs:
         terms = list(epochs[-1].loss)

@@ -40,6 +40,7 @@ class RunStarted(Event):
     teacher_params: int | None
     teacher_id: str | None
     method: str = ""          # the active loss terms as labelled by the loss registry
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, GPUs, command line
 
 
 @dataclass

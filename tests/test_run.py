@@ -115,6 +115,45 @@ def test_resume_after_stop_continues_and_matches_uninterrupted(tiny_presets):
     for resumed, straight in zip(run.epochs(), full_run.epochs()):
         assert resumed.test_acc == pytest.approx(straight.test_acc, abs=1e-6)
         assert resumed.loss["total"] == pytest.approx(straight.loss["total"], rel=1e-4)
+    # env.json: the first start's environment, then one entry per resume.
+    environment = run.environment()
+    assert environment["started"]["torch"] == torch.__version__
+    assert environment["started"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert environment["started"]["cpu_count"] == os.cpu_count()
+    assert [e["command"] for e in environment["resumed"]] == [sys.argv]  # the CLI ran in-process
+    assert "environment" in kdtui("runs", "show", run.id).output
+
+
+def test_sinks_are_told_each_run_folders_role(tiny_presets):
+    from kdtui.store import RunStoreWriter
+
+    roles = []
+
+    def sinks_for(run, role):
+        roles.append((run.read_config()["preset"], role))
+        return [RunStoreWriter(run)]
+
+    start_run(load_config(tiny_presets / "tiny_student.yaml", ["train.epochs=1"]), runs_root(),
+              sinks_for=sinks_for, notify=lambda _: None)
+    assert roles == [("tiny_teacher", "teacher"), ("tiny_student", "student")]
+
+
+def test_test_accuracy_is_computed_in_float32_even_when_training_uses_autocast(tiny_presets):
+    from kdtui.data import build_data
+    from kdtui.engine.trainer import Trainer
+
+    cfg = load_config(tiny_presets / "tiny_teacher.yaml", ["train.epochs=1"])
+    trainer = Trainer(cfg, build_data(cfg.data), teacher=None, teacher_id=None, sinks=[])
+    trainer.use_amp = True  # as on a CUDA device with train.amp
+    autocast_seen = []
+
+    def forward(images):
+        autocast_seen.append(torch.is_autocast_enabled(images.device.type))
+        return trainer.student(images)
+
+    trainer.student.eval()
+    assert 0 <= trainer.evaluate(forward) <= 100
+    assert autocast_seen and not any(autocast_seen)
 
 
 def test_resume_after_kill_between_metrics_and_checkpoint(tiny_presets):

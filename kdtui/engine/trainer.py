@@ -31,6 +31,7 @@ from kdtui import events as ev
 from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
+from kdtui.environment import collect_environment
 from kdtui.engine.teacher import FrozenTeacher
 from kdtui.errors import CheckpointError, ConfigError, KdtuiError
 from kdtui.losses import loss_label
@@ -178,11 +179,13 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, forward: Any) -> float:
+        """Test accuracy in %, computed in float32 (never under bf16 autocast), so a reported
+        number does not depend on whether the run trained with mixed precision."""
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         total = 0
         for images, labels in self.data.test_batches(self.cfg.train.eval_batch_size, self.device):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                logits = forward(images).logits
+            with torch.autocast(self.device.type, enabled=False):
+                logits = forward(images).logits.float()
             correct += (logits.argmax(1) == labels).sum()
             total += len(labels)
         return 100.0 * correct.item() / max(total, 1)
@@ -212,6 +215,7 @@ class Trainer:
                 teacher_params=count_parameters(self.teacher) if self.teacher else None,
                 teacher_id=self.teacher_id,
                 method=method_label(self.cfg.to_dict().get("loss"), loss_label),
+                environment=collect_environment(),
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)

@@ -166,6 +166,29 @@ class RunDir:
             pass
         return records
 
+    @property
+    def environment_path(self) -> Path:
+        return self.path / "env.json"
+
+    def environment(self) -> dict[str, Any] | None:
+        """env.json: ``{"started": {...}, "resumed": [{...}, ...]}`` — what the run ran on
+        (:mod:`kdtui.environment`); None for runs recorded before it existed."""
+        try:
+            data = json.loads(self.environment_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def record_environment(self, environment: dict[str, Any]) -> None:
+        """The first start's environment, then one entry per resume (which may run elsewhere)."""
+        record = self.environment() or {}
+        if "started" not in record:
+            record = {"started": environment, "resumed": []}
+        else:
+            resumed = record.get("resumed")
+            record["resumed"] = [*(resumed if isinstance(resumed, list) else []), environment]
+        atomic_write_text(self.environment_path, json.dumps(record, indent=2) + "\n")
+
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 

@@ -54,6 +54,8 @@ class RunStoreWriter:
         self._process_start = event.time
         # Readers (the dashboard) tell the elapsed time of a live run from these two.
         summary.process_started_at, summary.wall_time_base_s = event.time, self._wall_before
+        if event.environment:
+            self.run.record_environment(event.environment)
         self.run.write_summary(summary)
         self._log(f"run {event.run_id} started on {event.device}"
                   + (f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""))
