@@ -41,6 +41,7 @@ class RunStarted(Event):
     teacher_id: str | None
     method: str = ""          # the active loss terms as labelled by the loss registry
     environment: dict[str, Any] = field(default_factory=dict)  # versions, GPUs, command line
+    study: dict[str, Any] | None = None  # {"id", "point", ...} when a study (sweep) started it
 
 
 @dataclass

@@ -115,7 +115,9 @@ def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, over
 def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
               sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None,
               notify: Notify = print, overrides: tuple[str, ...] = (),
-              role: str = "student") -> tuple[RunDir, ev.RunEnded]:
+              role: str = "student", study: dict | None = None) -> tuple[RunDir, ev.RunEnded]:
+    """Train ``cfg`` in a new run folder of ``root``; ``study`` ({"id": ..., "point": ...})
+    marks the run as a point of a study, recorded in its summary."""
     from kdtui.engine.trainer import Trainer
     from kdtui.store import check_run_name
 
@@ -124,7 +126,8 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     if stop_event is not None and stop_event.is_set():
         raise KdtuiError("Stopped before the run started.")
     trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
-                      teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event)
+                      teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event,
+                      study=study)
     run = create_run(root, name or cfg.preset)
     with training_lock(run):
         run.write_config(prepared.cfg.to_dict())

@@ -73,7 +73,8 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     def __init__(self, cfg: RunConfig, data: DataBundle, *, teacher: nn.Module | None,
                  teacher_id: str | None, sinks: list[ev.Sink],
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None,
+                 study: dict[str, Any] | None = None) -> None:
         self.cfg, self.data = cfg, data
         self.run: RunDir | None = None  # given to fit(): everything above is checked before it exists
         self.sinks = sinks
@@ -81,6 +82,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.teacher_id = teacher_id
+        self.study = study
 
         torch.manual_seed(cfg.train.seed)
         self.student = build_model(cfg.student.arch, data.num_classes).to(
@@ -216,6 +218,7 @@ class Trainer:
                 teacher_id=self.teacher_id,
                 method=method_label(self.cfg.to_dict().get("loss"), loss_label),
                 environment=collect_environment(),
+                study=self.study,
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)

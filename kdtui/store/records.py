@@ -128,6 +128,7 @@ class Summary(Record):
     wall_time_base_s: float | None = None
     error: str | None = None
     describe: dict[str, Any] | None = None
+    study: dict[str, Any] | None = None     # {"id": study id, "point": ...} for a study's runs
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

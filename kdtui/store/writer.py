@@ -48,6 +48,8 @@ class RunStoreWriter:
         summary.pid, summary.host = os.getpid(), socket.gethostname()
         summary.pid_start = process_start_ticks(os.getpid())
         summary.describe = description.to_dict()
+        if event.study is not None:
+            summary.study = event.study
         summary.error = None
         summary.wall_time_s = summary.wall_time_s or 0.0
         self._wall_before = summary.wall_time_s
