@@ -15,16 +15,15 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import sys
-import threading
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
+from kdtui.cli_common import (RunsDirOption, StopOnSignal, fail, interactive, open_app,
+                              open_group_screen, user_errors)
+from kdtui.cli_runs import runs_app
 from kdtui.errors import KdtuiError
 
 app = typer.Typer(
@@ -32,104 +31,13 @@ app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, invoke_without_command=True,
     rich_markup_mode=None,  # plain help text: skips rich's markdown import, keeps --help fast
 )
-runs_app = typer.Typer(help="Browse past runs: the runs viewer, or ls/show/rm.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
-
-RunsDirOption = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")
-
-
-def interactive() -> bool:
-    """Whether the Textual app can run here: a terminal on both ends."""
-    return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-def open_app(root: Path, **kwargs: object) -> None:
-    from kdtui.tui.app import KdtuiApp
-    from kdtui.tui.process import launches_dir
-
-    try:  # the app writes launch logs here: an unwritable runs folder is an error now
-        launches_dir(root).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KdtuiError(f"Cannot use the runs folder {root}: {exc.strerror}. Choose another with "
-                         "--runs-dir or KDTUI_RUNS_DIR.") from None
-    app = KdtuiApp(root, **kwargs)  # type: ignore[arg-type]
-    app.run()
-    if app.return_code:
-        raise typer.Exit(app.return_code)
-
-
-def use_runs_dir(runs_dir: Optional[Path]) -> None:
-    # A --runs-dir given before the subcommand applies to it (through the variable every
-    # command falls back to), so `kdtui --runs-dir X runs ls` lists X.
-    if runs_dir is not None:
-        os.environ["KDTUI_RUNS_DIR"] = str(Path(runs_dir).expanduser().absolute())
-
 
 @app.callback()
 def home(ctx: typer.Context,
          runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Runs folder (default $KDTUI_RUNS_DIR or ./runs).")) -> None:
     """With no command: the app's home screen (launcher and recent runs)."""
     open_group_screen(ctx, runs_dir, "home")
-
-
-def open_group_screen(ctx: typer.Context, runs_dir: Optional[Path], start: str) -> None:
-    """A command group called without a subcommand opens its app screen (help when there is
-    no terminal); with one, it only passes --runs-dir on."""
-    use_runs_dir(runs_dir)
-    if ctx.invoked_subcommand is not None:
-        return
-    if not interactive():
-        print(ctx.get_help())
-        raise typer.Exit(0)
-    from kdtui.store import runs_root
-
-    with user_errors():
-        open_app(runs_root(runs_dir), start=start)
-
-
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    from rich.console import Console
-
-    from rich.markup import escape
-
-    # Messages quote user input (paths, names): escape it so rich shows it as written.
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    try:
-        yield
-    except KdtuiError as exc:
-        raise fail(str(exc)) from None
-
-
-class StopOnSignal:
-    """First Ctrl-C / SIGTERM asks the trainer to stop cleanly; a second Ctrl-C interrupts."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.signum: int | None = None
-
-    def __enter__(self) -> "StopOnSignal":
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def handle(self, signum: int, frame: object) -> None:
-        if self.event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        self.event.set()
-        print("\nstopping: finishing the current step, keeping the last checkpoint…", file=sys.stderr)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + (self.signum or signal.SIGINT)
 
 
 @app.command()
@@ -288,10 +196,6 @@ def models(
     console.print("WRN: any name matching " + ", ".join(MODELS.family_patterns()) + " (depth 6n+4).")
 
 
-def _acc(value: object) -> str:
-    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
-
-
 @app.command()
 def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name or folder."),
           runs_dir: Optional[Path] = RunsDirOption) -> None:
@@ -306,87 +210,6 @@ def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name o
             raise KdtuiError("kdtui watch needs a terminal; use `kdtui runs show "
                              f"{run_dir.id}` to print the run instead.")
         open_app(root, start="watch", run_ref=run_dir)
-
-
-@runs_app.callback()
-def runs_viewer(ctx: typer.Context, runs_dir: Optional[Path] = RunsDirOption) -> None:
-    """With no subcommand: the runs viewer (sort, filter, compare, resume, delete, export)."""
-    open_group_screen(ctx, runs_dir, "runs")
-
-
-@runs_app.command("ls")
-def runs_ls(runs_dir: Optional[Path] = RunsDirOption) -> None:
-    """List runs, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from kdtui.store import list_run_rows, runs_root
-
-    root = runs_root(runs_dir)
-    table = Table(title=f"runs in {root}", title_justify="left")
-    table.add_column("run", no_wrap=True)  # ids are what users copy: never truncate them
-    for column in ("status", "student", "teacher", "method", "epochs", "best %", "final %", "teacher %"):
-        table.add_column(column, justify="right" if "%" in column or column == "epochs" else "left")
-    for row in list_run_rows(root):
-        table.add_row(row.id, row.status, row.student, row.teacher, row.method,
-                      f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}",
-                      _acc(row.best_acc), _acc(row.final_acc), _acc(row.teacher_acc))
-    Console().print(table)
-
-
-@runs_app.command("show")
-def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or folder."),
-              runs_dir: Optional[Path] = RunsDirOption) -> None:
-    """Show one run: its summary, config and per-epoch metrics."""
-    import json
-
-    import yaml
-    from rich.console import Console
-    from rich.table import Table
-
-    from kdtui.store import resolve_run, runs_root
-
-    with user_errors():
-        run_dir = resolve_run(runs_root(runs_dir), run_ref)
-    console = Console(highlight=False)
-    console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
-    summary = run_dir.summary()
-    console.print(json.dumps(summary.to_dict() if summary else {"status": "no summary yet"}, indent=2))
-    console.print(yaml.safe_dump(run_dir.read_config() or {}, sort_keys=False).rstrip())
-    environment = run_dir.environment()
-    if environment is not None:
-        console.print("[bold]environment[/] (env.json)")
-        console.print(yaml.safe_dump(environment, sort_keys=False, allow_unicode=True).rstrip())
-    epochs = run_dir.epochs()
-    if epochs:
-        terms = list(epochs[-1].loss)
-        table = Table(title="epochs", title_justify="left")
-        for column in ["epoch", "lr", *terms, "train %", "test %", "img/s", "s"]:
-            table.add_column(column, justify="right")
-        for record in epochs:
-            loss = record.loss
-            table.add_row(str(record.epoch), f"{record.lr or 0:.4g}",
-                          *(f"{loss[t]:.4g}" if t in loss else "-" for t in terms),
-                          _acc(record.train_acc), _acc(record.test_acc),
-                          f"{record.img_per_s or 0:.0f}", f"{record.time_s or 0:.1f}")
-        console.print(table)
-
-
-@runs_app.command("rm")
-def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or folder."),
-            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-            runs_dir: Optional[Path] = RunsDirOption) -> None:
-    """Delete a run folder (refused while the run is still training)."""
-    from kdtui.store import check_deletable, delete_run, resolve_run, runs_root
-
-    with user_errors():
-        root = runs_root(runs_dir)
-        run_dir = resolve_run(root, run_ref)
-        check_deletable(root, run_dir)  # only run folders of the runs folder, never a live run
-        if not yes and not typer.confirm(f"Delete {run_dir.path}?", default=False):
-            raise typer.Exit(1)
-        delete_run(root, run_dir)
-    print(f"deleted {run_dir.id}")
 
 
 def main() -> None:
