@@ -1,8 +1,9 @@
 """The dashboard's panels, in the order they fill its grid (left to right, top to bottom).
 
-A new panel is a new module here with a :class:`Panel` widget class (see ``base.py``), a
-line in ``PANELS`` and, if it needs any, rules in ``styles/dashboard.tcss``. The grid is
-2×2 when wide (``#panels`` there sets its rows and columns) and one column when narrow.
+A new panel is a new module here with a :class:`Panel` widget class (see ``base.py``) and
+a line in ``PANELS``. The grid (``#panels`` in ``styles/dashboard.tcss``) puts two panels in
+a row when wide, adding rows as needed, and stacks them when narrow; rules of the new panel's
+own, or other row heights (``grid-rows``), go in that file too if it needs any.
 """
 
 from kdtui.tui.panels.accuracy import AccuracyPanel
