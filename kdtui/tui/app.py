@@ -15,9 +15,9 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -108,6 +108,13 @@ class KdtuiApp(App[None], inherit_bindings=False):
         from kdtui.tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        # The palette's Quit does what ctrl+q does on the screen (the dashboard asks first).
+        for command in super().get_system_commands(screen):
+            if command.callback == self.action_quit:
+                command = command._replace(callback=lambda: self.simulate_key("ctrl+q"))
+            yield command
 
     def on_open_run(self, message: OpenRun) -> None:
         try:
