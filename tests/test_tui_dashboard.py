@@ -148,6 +148,21 @@ def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
     run_app(app, scenario)
 
 
+def test_the_palettes_quit_asks_like_ctrl_q_while_the_run_trains(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        screen.run_is_active = lambda: True          # as if the run still trained
+        quit_command = next(c for c in app.get_system_commands(screen) if c.title == "Quit")
+        quit_command.callback()
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
+        await pilot.press("escape")
+        assert app.screen is screen and app.is_running
+
+    run_app(app, scenario)
+
+
 def test_text_typed_at_the_delete_question_deletes_nothing(tmp_path):
     # A shell command typed into the wrong window must not answer "yes" by accident.
     write_fixed_run(tmp_path)

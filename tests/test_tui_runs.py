@@ -17,6 +17,7 @@ import yaml
 from textual.screen import Screen
 
 import kdtui.tui.screens.runs as runs_module
+import kdtui.tui.widgets.runs_table as runs_table_module
 from kdtui.losses import loss_label
 from kdtui.store import RunDir, describe_config
 from kdtui.tui.app import KdtuiApp
@@ -134,11 +135,11 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
 
 async def filtered(pilot, screen: RunsScreen) -> None:
     """Until the filter typed so far is applied (the table is redrawn once typing pauses)."""
-    await until(pilot, lambda: not screen.filter_pending)
+    await until(pilot, lambda: not screen.table.filter_pending)
 
 
 def names(screen: RunsScreen) -> list[str]:
-    return [row.name for row in screen.shown]
+    return [row.name for row in screen.table.shown]
 
 
 def cursor_to(screen: RunsScreen, run_id: str) -> None:
@@ -151,7 +152,7 @@ def test_lists_every_run_including_broken_ones(tmp_path):
     async def scenario(pilot):
         screen = app.screen
         assert isinstance(screen, RunsScreen)
-        rows = {row.id: row for row in screen.shown}
+        rows = {row.id: row for row in screen.table.shown}
         assert list(rows) == [CORRUPT, BROKEN, FAILED, STOPPED, FINISHED, TEACHER]  # newest first
         assert screen.table.row_count == 6
         assert rows[BROKEN].status == "broken" and rows[CORRUPT].status == "starting"
@@ -196,18 +197,19 @@ def test_filter_by_text(tmp_path):
 
 def test_typing_a_filter_redraws_the_table_once_typing_pauses(tmp_path, monkeypatch):
     # A long pause, so that no redraw can come from the timer while the keys are typed.
-    monkeypatch.setattr(runs_module, "FILTER_DELAY_S", 60.0)
+    monkeypatch.setattr(runs_table_module, "FILTER_DELAY_S", 60.0)
     app = KdtuiApp(write_store(tmp_path / "runs"), start="runs")
 
     async def scenario(pilot):
         screen = app.screen
         fills: list[str] = []
-        fill = screen.fill_table
-        screen.fill_table = lambda: (fills.append(screen.filter_text), fill())
+        table = screen.table
+        fill = table.fill
+        table.fill = lambda: (fills.append(table.filter_text), fill())
         await pilot.press("slash", *"amd fail")
-        assert fills == [] and screen.filter_pending and len(names(screen)) == 6
+        assert fills == [] and screen.table.filter_pending and len(names(screen)) == 6
         await pilot.press("enter")            # Enter applies it at once
-        assert fills == ["amd fail"] and not screen.filter_pending
+        assert fills == ["amd fail"] and not screen.table.filter_pending
         assert names(screen) == ["amd_lr05"] and screen.table.has_focus
 
     run_app(app, scenario)
@@ -249,7 +251,7 @@ def test_mark_two_runs_overlays_curves_and_diffs_only_differing_keys(tmp_path):
         await pilot.press("space")            # marks and moves down to FINISHED
         await pilot.press("space")
         await settle(pilot)
-        assert screen.marked == [STOPPED, FINISHED]
+        assert screen.table.marked == [STOPPED, FINISHED]
         assert str(screen.table.get_row(STOPPED)[0]) == "●"
         assert screen.query_one("#runs-detail").current == "runs-compare"
         overlay = screen.query_one("#runs-overlay", SeriesPlot)
@@ -269,7 +271,7 @@ def test_mark_two_runs_overlays_curves_and_diffs_only_differing_keys(tmp_path):
         cursor_to(screen, STOPPED)
         await pilot.press("space")
         await settle(pilot)
-        assert screen.marked == [FINISHED]
+        assert screen.table.marked == [FINISHED]
         assert screen.query_one("#runs-detail").current == "runs-single"
 
     run_app(app, scenario)
@@ -291,7 +293,7 @@ def test_delete_asks_first_yes_deletes_and_no_keeps(tmp_path):
         await pilot.click("#yes")
         await settle(pilot)
         assert not (root / FAILED).exists()
-        assert FAILED not in [row.id for row in screen.shown] and screen.table.row_count == 5
+        assert FAILED not in [row.id for row in screen.table.shown] and screen.table.row_count == 5
         cursor_to(screen, BROKEN)             # a broken folder can go too
         await pilot.press("d", "y")
         await settle(pilot)
@@ -329,7 +331,7 @@ def test_delete_runs_in_a_worker_and_the_screen_stays_responsive(tmp_path, monke
         release.set()
         await settle(pilot)
         assert not (root / STOPPED).exists()
-        assert STOPPED not in [row.id for row in screen.rows] and screen.table.row_count == 5
+        assert STOPPED not in [row.id for row in screen.table.run_rows] and screen.table.row_count == 5
         assert messages[-1] == f"Deleted {STOPPED}."
 
     try:
@@ -355,7 +357,7 @@ def test_a_failed_delete_is_reported(tmp_path, monkeypatch):
         await settle(pilot)
         assert app.is_running and app.screen is screen
         assert "Permission denied" in messages[-1]
-        assert (root / FAILED).is_dir() and FAILED in [row.id for row in screen.rows]
+        assert (root / FAILED).is_dir() and FAILED in [row.id for row in screen.table.run_rows]
         assert not screen.deleting
 
     run_app(app, scenario)
@@ -372,7 +374,7 @@ def test_delete_refuses_a_live_run(tmp_path):
 
         async def scenario(pilot):
             screen = app.screen
-            assert screen.shown[0].status == "running"
+            assert screen.table.shown[0].status == "running"
             await pilot.press("d")
             await pilot.pause()
             assert app.screen is screen   # no question asked
@@ -456,7 +458,7 @@ def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
     async def scenario(pilot):
         screen = app.screen
         cursor_to(screen, STOPPED)
-        assert screen.highlighted().status == "stopped"
+        assert screen.table.highlighted().status == "stopped"
         # Meanwhile the run was resumed elsewhere and finished: the listing does not know yet.
         RunDir(root / STOPPED).write_summary({"status": "finished", "run_id": STOPPED, "epochs": 6,
                                               "epochs_done": 6})
@@ -465,7 +467,7 @@ def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
         assert resumed == []
         assert any("amd_wrn16_1 is finished" in message for message in messages)
         # The list was read again: the row says so now.
-        assert {row.id: row.status for row in screen.rows}[STOPPED] == "finished"
+        assert {row.id: row.status for row in screen.table.run_rows}[STOPPED] == "finished"
 
     run_app(app, scenario)
 
@@ -483,8 +485,8 @@ def test_the_list_is_read_again_when_the_screen_is_shown_again(tmp_path):
         app.pop_screen()
         await settle(pilot)
         assert app.screen is screen
-        assert screen.shown[0].id == "20261127-080000-new" and screen.table.row_count == 7
-        assert screen.marked == [FAILED] and str(screen.table.get_row(FAILED)[0]) == "●"
+        assert screen.table.shown[0].id == "20261127-080000-new" and screen.table.row_count == 7
+        assert screen.table.marked == [FAILED] and str(screen.table.get_row(FAILED)[0]) == "●"
 
     run_app(app, scenario)
 
@@ -498,8 +500,8 @@ def test_refresh_picks_up_new_runs(tmp_path):
         write_run(root, "20261127-080000-new", run_config("kd_wrn16_1"), 2, "running", pid=None)
         await pilot.press("r")
         await settle(pilot)
-        assert screen.shown[0].id == "20261127-080000-new"
-        assert screen.shown[0].status == "crashed"   # "running", but no such process
+        assert screen.table.shown[0].id == "20261127-080000-new"
+        assert screen.table.shown[0].status == "crashed"   # "running", but no such process
 
     run_app(app, scenario)
 

@@ -2,8 +2,10 @@
 
 One app, four ways in: ``kdtui`` (home: launcher and recent runs), ``kdtui run PRESET``
 (straight into the new run's dashboard), ``kdtui watch RUN`` (a run's dashboard) and
-``kdtui runs`` (the runs viewer). Screens call the methods below to move between each other
-and to start runs; training always happens in a child process (see :mod:`.process`).
+``kdtui runs`` (the runs viewer). Screens post :mod:`.messages` (``OpenRun``, ``ResumeRun``)
+or call the methods below to move between each other and to start runs; training always
+happens in a child process (see :mod:`.process`). ``ctrl+q`` quits, unless the current screen
+binds it to something else (the dashboard asks first while its run trains).
 
 Usage::
 
@@ -13,25 +15,30 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from kdtui.errors import KdtuiError
 from kdtui.store import RunDir, resolve_run
+from kdtui.tui.messages import OpenRun, ResumeRun
 from kdtui.tui.process import Launch
 
 Start = Literal["home", "run", "watch", "runs"]
 
 
-class KdtuiApp(App[None]):
+class KdtuiApp(App[None], inherit_bindings=False):
     TITLE = "kdtui"
     # Every screen's stylesheet is loaded here: Textual does not load a Screen's own
     # CSS_PATH when that screen is the app's default screen.
     CSS_PATH = ["styles/app.tcss", "styles/home.tcss", "styles/dashboard.tcss", "styles/runs.tcss",
                 "styles/dialogs.tcss"]
+    # Textual's own bindings, less the priority on ctrl+q, so that a screen can bind it too.
     BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
         Binding("question_mark", "toggle_help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
@@ -102,14 +109,24 @@ class KdtuiApp(App[None]):
 
         self.push_screen(RunsScreen())
 
-    async def action_quit(self) -> None:
-        # ctrl+q must not skip the dashboard's question (stop the run, or leave it running?).
-        from kdtui.tui.screens.dashboard import DashboardScreen
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        # The palette's Quit does what ctrl+q does on the screen (the dashboard asks first).
+        for command in super().get_system_commands(screen):
+            if command.callback == self.action_quit:
+                command = command._replace(callback=lambda: self.simulate_key("ctrl+q"))
+            yield command
 
-        if isinstance(self.screen, DashboardScreen):
-            self.screen.action_quit_dashboard()
-        else:
-            self.exit()
+    def on_open_run(self, message: OpenRun) -> None:
+        try:
+            self.open_dashboard(message.run)
+        except KdtuiError as exc:
+            self.notify(str(exc), title="Cannot open the run", severity="error")
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        try:
+            self.resume_run(message.run)
+        except (KdtuiError, OSError) as exc:
+            self.notify(str(exc), title="Cannot resume", severity="error")
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

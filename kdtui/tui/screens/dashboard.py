@@ -2,8 +2,9 @@
 
 It follows the run folder (metrics.jsonl, summary.json, log.txt) from a thread worker, so
 it shows a run the same way whoever trains it: a child process the app started, a
-``kdtui run --headless`` in another shell, or a run that has ended. Redraws happen only
-when new records arrive, and plots are downsampled to their width.
+``kdtui run --headless`` in another shell, or a run that has ended. The worker posts what
+it read as messages; the screen keeps the run's history and hands it down to the panels
+(:mod:`kdtui.tui.panels`), redrawing them only when new records arrive.
 
 Usage::
 
@@ -13,37 +14,38 @@ Usage::
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Iterable
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log
+from textual.widgets import Footer, Log
 from textual.worker import get_current_worker
 
 from kdtui.store import RESUMABLE, RunDir, Summary, effective_status
-from kdtui.store.follow import RunFollower, RunHistory, RunProgress, RunUpdate, run_progress
+from kdtui.store.follow import RunFollower, RunHistory, RunProgress, run_progress
+from kdtui.tui.messages import LaunchEnded, RunSwitched, RunUpdated
+from kdtui.tui.panels import PANELS, DashboardState, Panel
 from kdtui.tui.process import Launch, stop_run
-from kdtui.tui.series import IncrementalEma, log10_values, normalized
 from kdtui.tui.widgets.run_header import RunHeader
-from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 SCALES = ("linear", "log10", "normalised")
 WIDE = 110  # columns from which the panels sit side by side
-STEP_REDRAW_MIN_S = 2.0  # the per-step loss curve is redrawn at most this often…
-REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing it is slow: the trainer may share the CPU
+STEP_REDRAW_MIN_S = 2.0  # the per-step panels are redrawn at most this often…
+REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the trainer may share the CPU
 
 
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
         Binding("q", "quit_dashboard", "Quit"),
+        # Textual's quit key too asks first while the run trains (the app's ctrl+q just quits).
+        Binding("ctrl+q", "quit_dashboard", "Quit", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("e", "toggle_epoch_view", "Step/epoch"),
         Binding("l", "cycle_scale", "Scale"),
@@ -67,32 +69,18 @@ class DashboardScreen(Screen):
         self.phase = ""
         self.steps_pending = False
         self.last_step_redraw = 0.0
-        self.smoothed: dict[str, IncrementalEma] = {}   # per loss term, for the step view
+        self.panels: list[Panel] = []
 
     # --- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
+        self.panels = [panel() for panel in PANELS]
         with Grid(id="panels"):
-            yield SeriesPlot(id="loss", classes="panel")
-            yield SeriesPlot(id="accuracy", classes="panel")
-            yield SeriesPlot(id="lr", classes="panel")
-            with Vertical(id="side", classes="panel"):
-                table = DataTable(id="values", cursor_type="none", zebra_stripes=True)
-                log = Log(id="log", max_lines=2000, auto_scroll=True)
-                # Nothing here takes focus: a focused panel would scroll the narrow layout to itself.
-                table.can_focus = log.can_focus = False
-                yield table
-                yield log
+            yield from self.panels
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#loss").border_title = "loss"
-        self.query_one("#accuracy").border_title = "accuracy %"
-        self.query_one("#lr").border_title = "learning rate"
-        self.query_one("#side").border_title = "latest / best · log"
-        table = self.query_one("#values", DataTable)
-        table.add_columns("metric", "latest", "best")
         self.apply_width(self.size.width)
         self.redraw()
         self.follow()
@@ -109,24 +97,18 @@ class DashboardScreen(Screen):
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def follow(self) -> None:
-        """Poll the launch (if any) and the run folder; hand what changed to the UI thread.
+        """Poll the launch (if any) and the run folder; post what changed to the screen.
 
-        Files are read and JSON parsed here; the history the plots read is only changed on
-        the UI thread (in the callbacks), so a redraw never sees it half-updated."""
+        Files are read and JSON parsed here; the history the panels read is only changed on
+        the UI thread (by the message handlers), so a redraw never sees it half-updated."""
         worker = get_current_worker()
         follower: RunFollower | None = None
         following: Path | None = None
         reported: Launch | None = None
         interval = getattr(self.app, "poll_interval", 0.5)
 
-        def deliver(callback, *args) -> bool:
-            if worker.is_cancelled:
-                return False
-            try:
-                self.app.call_from_thread(callback, *args)
-            except RuntimeError:  # the app is shutting down
-                return False
-            return True
+        def deliver(message) -> bool:
+            return not worker.is_cancelled and self.post_message(message)
 
         while not worker.is_cancelled:
             launch = self.launch
@@ -137,65 +119,62 @@ class DashboardScreen(Screen):
                     phase = {"teacher": "teacher 1/2"}.get(role, "")
                     if role == "student" and len(runs) > 1:
                         phase = "student 2/2"
-                    if not deliver(self.switch_run, RunDir(path), phase):
+                    if not deliver(RunSwitched(RunDir(path), phase)):
                         return
                     follower, following = RunFollower(RunDir(path)), path
                 code = launch.returncode
                 # Exit codes 0, 1 (run failed), 130/143 (stopped) are told by the run's summary.
                 if code is not None and reported is not launch and (not runs or code not in (0, 1, 130, 143)):
                     reported = launch
-                    if not deliver(self.launch_ended, code, launch.output_tail()):
+                    if not deliver(LaunchEnded(code, launch.output_tail())):
                         return
             if follower is None and self.run is not None:
                 follower, following = RunFollower(self.run), self.run.path
             if follower is not None:
                 update = follower.poll()
                 if update.records or update.log_lines or update.summary_changed or update.reset:
-                    if not deliver(self.apply_update, update):
+                    if not deliver(RunUpdated(update)):
                         return
             time.sleep(interval)
 
-    def switch_run(self, run: RunDir, phase: str) -> None:
-        if not self.is_attached:
-            return
-        self.run = run
-        self.phase = phase
+    def on_run_switched(self, message: RunSwitched) -> None:
+        self.run = message.run
+        self.phase = message.phase
         self.history = RunHistory()
-        self.smoothed.clear()
         self.summary = None
-        self.query_one("#log", Log).write_line(f"── following {run.id}")
+        for panel in self.panels:
+            panel.reset()
+        self.log_lines([f"── following {message.run.id}"])
         self.redraw()
 
-    def launch_ended(self, code: int, output: str) -> None:
-        if not self.is_attached:
-            return
-        log = self.query_one("#log", Log)
+    def on_launch_ended(self, message: LaunchEnded) -> None:
+        code, output = message.code, message.output
         if self.run is None:
             self.launch_error = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
-            log.write_lines(output.splitlines() or [f"the run process exited with code {code}"])
+            self.log_lines(output.splitlines() or [f"the run process exited with code {code}"])
             self.notify(self.launch_error, title="The run did not start", severity="error", timeout=10)
         else:
-            log.write_lines(output.splitlines()[-5:])
+            self.log_lines(output.splitlines()[-5:])
             self.notify(output.strip().splitlines()[-1] if output.strip() else f"exit code {code}",
                         title="The run process ended", severity="error", timeout=10)
         self.update_header()
 
-    def apply_update(self, update: RunUpdate) -> None:
-        if not self.is_attached:
-            return
+    def on_run_updated(self, message: RunUpdated) -> None:
+        update = message.update
         if update.reset:
             self.history.clear()
-            self.smoothed.clear()
-            self.query_one("#log", Log).write_line("── metrics rewritten (resume): reloading")
+            for panel in self.panels:
+                panel.reset()
+            self.log_lines(["── metrics rewritten (resume): reloading"])
         self.history.add(update.records)
         if update.summary is not None:
             self.summary = update.summary
         if update.log_lines:
-            self.query_one("#log", Log).write_lines(compact_log_line(line) for line in update.log_lines)
+            self.log_lines(compact_log_line(line) for line in update.log_lines)
         epochs_changed = update.reset or update.has_epochs
         if epochs_changed or update.summary is not None:
-            # Once an epoch: draw the epoch panels now; the per-step loss view keeps its pace.
-            self.redraw(loss=self.epoch_view or update.reset or not self.last_step_redraw)
+            # Once an epoch: draw the epoch panels now; the per-step ones keep their pace.
+            self.redraw(paced=self.epoch_view or update.reset or not self.last_step_redraw)
         if update.records and not self.epoch_view:
             self.steps_pending = True  # frequent: drawn by the throttled timer
 
@@ -205,12 +184,15 @@ class DashboardScreen(Screen):
         # same cores would feel: keep these redraws to about REDRAW_CPU_SHARE of one core.
         if not self.steps_pending:
             return
-        cost = 2 * self.query_one("#loss", SeriesPlot).render_cost_s
+        panels = [panel for panel in self.panels if panel.STEPS]
+        cost = 2 * sum(panel.render_cost_s for panel in panels)
         if time.monotonic() - self.last_step_redraw < max(STEP_REDRAW_MIN_S, cost / REDRAW_CPU_SHARE):
             return
         self.steps_pending = False
-        self.draw_loss()
-        self.fill_table()
+        self.draw(panels)
+
+    def log_lines(self, lines: Iterable[str]) -> None:
+        self.query_one("#log", Log).write_lines(lines)
 
     # --- drawing ------------------------------------------------------------------------
 
@@ -222,69 +204,25 @@ class DashboardScreen(Screen):
     def scale(self) -> str:
         return SCALES[self.scale_index]
 
-    def redraw(self, loss: bool = True) -> None:
-        if loss:
-            self.draw_loss()
-        self.draw_accuracy()
-        self.draw_lr()
-        self.fill_table()
+    def state(self) -> DashboardState:
+        return DashboardState(self.history, self.summary, epoch_view=self.epoch_view,
+                              smoothing=self.smoothing, scale=self.scale)
+
+    def draw(self, panels: list[Panel]) -> None:
+        state = self.state()
+        for panel in panels:
+            panel.update_from(state)
+        if any(panel.PACED for panel in panels):
+            self.last_step_redraw = time.monotonic() if self.history.step_x else 0.0
+
+    def redraw(self, paced: bool = True) -> None:
+        """Every panel (the paced ones too, unless ``paced`` is false) and the header."""
+        self.draw([panel for panel in self.panels if paced or not panel.PACED])
         self.update_header()
 
-    def scaled(self, ys: list[float]) -> list[float]:
-        if self.scale == "log10":
-            return log10_values(ys)
-        if self.scale == "normalised":
-            return normalized(ys)
-        return ys
-
-    def draw_loss(self) -> None:
-        self.last_step_redraw = time.monotonic() if self.history.step_x else 0.0
-        history, plot = self.history, self.query_one("#loss", SeriesPlot)
-        series = []
-        if self.epoch_view or not history.step_x:
-            for term in history.terms:
-                xs, ys = history.epoch_loss(term)
-                series.append(Series(term, xs, self.scaled(ys)))
-            view = "per epoch"
-            xlabel = "epoch"
-        else:
-            xs = list(history.step_x)
-            for term in history.terms:
-                smoother = self.smoothed.setdefault(term, IncrementalEma())
-                ys = smoother.update(history.step_loss.get(term, []), self.smoothing)
-                series.append(Series(term, xs, self.scaled(ys)))
-            view = f"per step, smoothing {self.smoothing:g}"
-            xlabel = "step"
-        ylabel = {"linear": "", "log10": "log10(loss)", "normalised": "loss / max"}[self.scale]
-        plot.border_title = f"loss — {view}, {self.scale}"
-        plot.show(series, title="", xlabel=xlabel, ylabel=ylabel, integer_x=xlabel == "epoch")
-
-    def draw_accuracy(self) -> None:
-        history, plot = self.history, self.query_one("#accuracy", SeriesPlot)
-        series = [Series(label, *history.epoch_series(key))
-                  for key, label in (("train_acc", "train"), ("test_acc", "test"))]
-        teacher = self.summary.teacher_test_acc if self.summary else None
-        hlines = [(teacher, "red")] if teacher is not None else []
-        points = []
-        xs, ys = history.epoch_series("test_acc")
-        if ys:
-            best = max(range(len(ys)), key=ys.__getitem__)
-            points.append(Series(f"best {ys[best]:.2f} @{xs[best]}", [xs[best]], [ys[best]], marker="@"))
-        title = f"teacher {teacher:.2f}% (red line)" if hlines else ""
-        plot.show(series, title=title, xlabel="epoch", integer_x=True, hlines=hlines, points=points)
-
-    def draw_lr(self) -> None:
-        xs, ys = self.history.epoch_series("lr")
-        self.query_one("#lr", SeriesPlot).show([Series("lr", xs, ys)], xlabel="epoch", integer_x=True)
-
-    def fill_table(self) -> None:
-        table = self.query_one("#values", DataTable)
-        table.clear()
-        for metric, latest, best in self.history.latest_and_best():
-            table.add_row(metric, _fmt(latest), _fmt(best))
-        teacher = self.summary.teacher_test_acc if self.summary else None
-        if teacher is not None:
-            table.add_row("teacher acc %", _fmt(teacher), "")
+    def draw_view(self) -> None:
+        """The panels drawn per the view options, after a view key."""
+        self.draw([panel for panel in self.panels if panel.PACED])
 
     def progress(self) -> RunProgress:
         progress = run_progress(self.summary, self.history, run_id=self.run.id if self.run else "",
@@ -365,15 +303,15 @@ class DashboardScreen(Screen):
 
     def action_toggle_epoch_view(self) -> None:
         self.epoch_view = not self.epoch_view
-        self.draw_loss()
+        self.draw_view()
 
     def action_cycle_scale(self) -> None:
         self.scale_index = (self.scale_index + 1) % len(SCALES)
-        self.draw_loss()
+        self.draw_view()
 
     def action_smoothing(self, delta: int) -> None:
         self.smoothing_index = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_index + delta))
-        self.draw_loss()
+        self.draw_view()
 
     def action_resume(self) -> None:
         status = effective_status(self.summary) if self.summary is not None else None
@@ -396,8 +334,3 @@ def compact_log_line(line: str) -> str:
         return f"{parts[1]} {parts[3]}" if parts[2] == "INFO" else f"{parts[1]} {parts[2]} {parts[3]}"
     return line
 
-
-def _fmt(value: Any) -> str:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "-"
-    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"

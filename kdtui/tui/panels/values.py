@@ -1,0 +1,43 @@
+"""The values panel: each metric's latest and best value above the run's log.
+
+The dashboard writes the log lines to the ``#log`` widget as they are read; this panel
+draws only the table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Log
+
+from kdtui.tui.panels.base import DashboardState, Panel
+
+
+class ValuesPanel(Panel, Vertical):
+    ID, TITLE = "side", "latest / best · log"
+    STEPS = True   # before the first epoch ends, "latest" is the last step's loss
+
+    def compose(self) -> ComposeResult:
+        table = DataTable(id="values", cursor_type="none", zebra_stripes=True)
+        table.add_columns("metric", "latest", "best")
+        log = Log(id="log", max_lines=2000, auto_scroll=True)
+        # Nothing here takes focus: a focused panel would scroll the narrow layout to itself.
+        table.can_focus = log.can_focus = False
+        yield table
+        yield log
+
+    def update_from(self, state: DashboardState) -> None:
+        table = self.query_one("#values", DataTable)
+        table.clear()
+        for metric, latest, best in state.history.latest_and_best():
+            table.add_row(metric, fmt(latest), fmt(best))
+        if state.teacher_acc is not None:
+            table.add_row("teacher acc %", fmt(state.teacher_acc), "")
+
+
+def fmt(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"

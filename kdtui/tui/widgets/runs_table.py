@@ -1,0 +1,242 @@
+"""The runs viewer's table: every run of the runs folder, sortable, filterable, markable.
+
+The screen hands the rows down (:meth:`RunsTable.set_rows`) and reads back the highlighted
+and marked runs; the table says what changed with messages: ``SelectionChanged`` (the marks
+or the rows shown; a move of the highlight is DataTable's own ``RowHighlighted``) and
+:class:`~kdtui.tui.messages.OpenRun` on Enter.
+
+Usage::
+
+    table = RunsTable(id="runs-table")
+    table.set_rows(list_run_rows(root))
+    table.set_filter("amd fail")     # applied once typing pauses
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual import on
+from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable
+
+from kdtui.console import format_duration
+from kdtui.store import RunDir, RunRow
+from kdtui.tui.messages import OpenRun
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    sort_key: Callable[[RunRow], Any]   # None sorts last in both directions
+    descending: bool                    # the direction a first sort by this column takes
+
+
+COLUMNS = (
+    Column("name", "name", lambda row: row.name.lower(), False),
+    Column("status", "status", lambda row: row.status, False),
+    Column("dataset", "dataset", lambda row: row.dataset.lower(), False),
+    Column("pair", "teacher → student", lambda row: row.pair.lower(), False),
+    Column("method", "method", lambda row: row.method, False),
+    Column("best", "best", lambda row: row.best_acc, True),
+    Column("final", "final", lambda row: row.final_acc, True),
+    Column("epochs", "epochs", lambda row: row.epochs_done, True),
+    Column("duration", "time", lambda row: row.duration_s, True),
+    Column("started", "started", lambda row: row.id, True),   # ids start with the date
+)
+DEFAULT_SORT = len(COLUMNS) - 1
+MARK = "●"
+NAME_WIDTH = 32  # longer run names are cut in the table (the detail pane shows them whole)
+FILTER_DELAY_S = 0.15  # the table is redrawn once typing pauses, not on every key
+STATUS_COLOURS = {"finished": "text-success", "running": "text-primary", "stopped": "text-warning",
+                  "starting": "text-warning", "failed": "text-error", "crashed": "text-error",
+                  "broken": "text-error"}
+
+
+def filter_rows(rows: list[RunRow], query: str) -> list[RunRow]:
+    """Rows whose search text holds every word of ``query``."""
+    words = query.lower().split()
+    return [row for row in rows if all(word in row.search_text() for word in words)]
+
+
+def sort_rows(rows: list[RunRow], column: Column, descending: bool) -> list[RunRow]:
+    known = [row for row in rows if column.sort_key(row) is not None]
+    unknown = [row for row in rows if column.sort_key(row) is None]
+    return sorted(known, key=column.sort_key, reverse=descending) + unknown
+
+
+def format_accuracy(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def status_text(status: str, colours: dict[str, str]) -> Text:
+    """The status in its theme colour (``colours``: the app's theme variables)."""
+    return Text(status, style=colours.get(STATUS_COLOURS.get(status, ""), ""))
+
+
+class RunsTable(DataTable):
+    """The runs table; Enter (select) opens the highlighted run, so the footer says so."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open")]
+
+    class SelectionChanged(Message):
+        """The marks or the rows shown changed: the pane below may show other runs."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_rows: list[RunRow] = []
+        self.shown: list[RunRow] = []
+        self.marked: list[str] = []          # run ids, in the order they were marked
+        self.filter_text = ""
+        self.sort_index = DEFAULT_SORT
+        self.descending = COLUMNS[DEFAULT_SORT].descending
+        self.reading = True                  # the runs folder is being read
+        self._filter_timer: Timer | None = None
+
+    def highlighted(self) -> RunRow | None:
+        row = self.cursor_row
+        return self.shown[row] if self.shown and 0 <= row < len(self.shown) else None
+
+    def marked_rows(self) -> list[RunRow]:
+        by_id = {row.id: row for row in self.run_rows}
+        return [by_id[run_id] for run_id in self.marked]
+
+    def set_rows(self, rows: list[RunRow]) -> bool:
+        """Show these rows (marks of runs gone are dropped); False if nothing changed."""
+        changed = self.reading or rows != self.run_rows
+        self.run_rows = rows
+        self.reading = False
+        if not changed:
+            return False  # read again on coming back, and nothing moved: keep the table as it is
+        present = {row.id for row in rows}
+        self.marked = [run_id for run_id in self.marked if run_id in present]
+        self.fill()
+        return True
+
+    def drop_run(self, run_id: str) -> None:
+        self.run_rows = [row for row in self.run_rows if row.id != run_id]
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        self.fill()
+
+    # --- filter, sort and marks -----------------------------------------------------------
+
+    @property
+    def filter_pending(self) -> bool:
+        """Whether a filter change waits to be applied (typing has not paused yet)."""
+        return self._filter_timer is not None
+
+    def set_filter(self, text: str) -> None:
+        # Redrawing a table of a thousand runs takes a few hundred milliseconds: once per pause.
+        self.filter_text = text
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY_S, self.fill)
+
+    def apply_filter(self) -> None:
+        """Apply a pending filter change now."""
+        if self.filter_pending:
+            self.fill()
+
+    def sort_by(self, index: int, descending: bool | None = None) -> None:
+        self.sort_index = index % len(COLUMNS)
+        self.descending = COLUMNS[self.sort_index].descending if descending is None else descending
+        self.fill()
+
+    def next_sort(self) -> None:
+        self.sort_by(self.sort_index + 1)
+
+    def reverse_sort(self) -> None:
+        self.sort_by(self.sort_index, not self.descending)
+
+    @on(DataTable.HeaderSelected)
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        keys = [column.key for column in COLUMNS]
+        if event.column_key.value not in keys:
+            return  # the mark column
+        index = keys.index(event.column_key.value)
+        self.sort_by(index, not self.descending if index == self.sort_index else None)
+
+    def toggle_mark(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            return
+        if row.id in self.marked:
+            self.marked.remove(row.id)
+        else:
+            self.marked.append(row.id)
+        self.update_cell(row.id, "mark", Text(MARK if row.id in self.marked else " "))
+        # The cursor moves on, so that space, space, space marks consecutive runs.
+        if self.cursor_row < self.row_count - 1:
+            self.move_cursor(row=self.cursor_row + 1)
+        self.update_title()
+        self.post_message(self.SelectionChanged())
+
+    @on(DataTable.RowSelected)
+    def row_selected(self) -> None:
+        row = self.highlighted()
+        if row is not None:
+            self.post_message(OpenRun(RunDir(row.path)))
+
+    # --- drawing --------------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """Redraw from the rows, filter and sort; the highlight stays on its run."""
+        if self._filter_timer is not None:  # this redraw applies the filter too
+            self._filter_timer.stop()
+            self._filter_timer = None
+        current = self.highlighted()
+        column = COLUMNS[self.sort_index]
+        self.shown = sort_rows(filter_rows(self.run_rows, self.filter_text), column, self.descending)
+        colours = self.app.theme_variables
+        cells = [self.cells(row, colours) for row in self.shown]
+        self.clear(columns=True)
+        self.add_column(" ", key="mark", width=1)
+        # Widths are given, not left to DataTable: it fits them to the cells only when idle, and
+        # lines drawn before that would keep the header's widths.
+        for index, spec in enumerate(COLUMNS, start=1):
+            label = spec.label + ((" ↓" if self.descending else " ↑") if index - 1 == self.sort_index else "")
+            width = max([cell_len(label), *(row[index].cell_len for row in cells)])
+            self.add_column(label, key=spec.key, width=min(NAME_WIDTH, width) if spec.key == "name" else width)
+        for row, row_cells in zip(self.shown, cells):
+            self.add_row(*row_cells, key=row.id)
+        if current is not None and current.id in {row.id for row in self.shown}:
+            self.move_cursor(row=self.get_row_index(current.id), animate=False)
+        self.update_title()
+        self.post_message(self.SelectionChanged())
+
+    def cells(self, row: RunRow, colours: dict[str, str]) -> list[Text]:
+        # Text cells, not str: a str cell is read as markup, and run names may hold '['.
+        done = f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}"
+        return [
+            Text(MARK if row.id in self.marked else " "),
+            Text(row.name),
+            status_text(row.status, colours),
+            Text(row.dataset),
+            Text(row.pair),
+            Text(row.method),
+            Text(format_accuracy(row.best_acc), justify="right"),
+            Text(format_accuracy(row.final_acc), justify="right"),
+            Text(done, justify="right"),
+            Text(format_duration(row.duration_s), justify="right"),
+            Text(row.started[:10]),  # the date; the time is in the id, in the detail pane
+        ]
+
+    def update_title(self) -> None:
+        if self.reading:
+            self.border_title = "runs · reading the runs folder…"
+            return
+        parts = [f"runs · {len(self.shown)} of {len(self.run_rows)}" if self.filter_text
+                 else f"runs · {len(self.run_rows)}"]
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked")
+        column = COLUMNS[self.sort_index]
+        parts.append(f"sorted by {column.label} {'↓' if self.descending else '↑'}")
+        self.border_title = " · ".join(parts)
+        self.border_subtitle = "space: mark 2+ runs to compare" if len(self.marked) < 2 else ""
