@@ -22,10 +22,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from kdtui.errors import KdtuiError
 from kdtui.store import RunDir
 from kdtui.store import RunRow, list_run_rows
 from kdtui.tui.launcher import Launcher, display_path
+from kdtui.tui.messages import OpenRun
 
 RECENT_RUNS = 8
 
@@ -87,10 +87,7 @@ class HomeScreen(Screen):
     @on(DataTable.RowSelected, "#recent-table")
     def _run_chosen(self, event: DataTable.RowSelected) -> None:
         # The folder itself, not a reference to resolve: a broken run (no config.yaml) opens too.
-        try:
-            self.app.open_dashboard(RunDir(Path(str(event.row_key.value))))
-        except KdtuiError as exc:
-            self.notify(str(exc), title="Cannot open the run", severity="error")
+        self.post_message(OpenRun(RunDir(Path(str(event.row_key.value)))))
 
     @on(Launcher.StartRun)
     def _start_run(self, event: Launcher.StartRun) -> None:
