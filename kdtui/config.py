@@ -18,11 +18,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
 from kdtui.errors import ConfigError
+# parse_override and apply_override are also imported from here by the launcher (for now).
+from kdtui.overrides import apply_override, parse_override  # noqa: F401
 from kdtui.schema import build, option, to_dict
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -140,35 +142,16 @@ def read_yaml_mapping(path: Path, what: str = "preset") -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=value`` → (["a", "b"], value parsed as YAML, so [40, 80] is a list)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=10.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: cannot parse the value {raw!r}; write lists as "
-                          "[40,80] and strings plainly.") from None
-    return key.strip().split("."), value
+# ``--set`` text, or an already-parsed (dotted key, value) pair.
+Override = str | tuple[str, Any]
 
 
-def apply_override(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    node = data
-    for depth, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is a value, "
-                              "not a section.")
-        node = child
-    node[keys[-1]] = value
-
-
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[Override] = (),
                 data: dict[str, Any] | None = None) -> RunConfig:
-    """Load a preset file (or an already-read mapping), apply overrides, validate."""
+    """Load a preset file (or an already-read mapping), apply overrides, validate.
+
+    Each override is ``--set`` text (``"train.lr=0.05"``) or an already-parsed
+    ``(dotted key, value)`` pair (``("train.lr", 0.05)``)."""
     raw: dict[str, Any]
     if data is not None:
         raw = copy.deepcopy(data)
@@ -178,11 +161,14 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     else:
         raw = {}
     expand_loss_shorthand(raw)
-    for text in overrides:
-        keys, value = parse_override(text)
-        if keys[0] not in SECTIONS:
-            raise ConfigError(_unknown_section_message(keys[0], via_set=True))
-        apply_override(raw, keys, value)
+    for override in overrides:
+        key, value = parse_override(override) if isinstance(override, str) else override
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {override!r}: expected a dotted key such as train.lr "
+                              "and a value.")
+        if key.split(".")[0] not in SECTIONS:
+            raise ConfigError(_unknown_section_message(key.split(".")[0], via_set=True))
+        apply_override(raw, key, copy.deepcopy(value))
     return validate(raw)
 
 
