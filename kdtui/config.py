@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from kdtui.data import DATASETS, dataset_info
+from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
 from kdtui.errors import ConfigError
 # parse_override and apply_override are also imported from here by the launcher (for now).
 from kdtui.overrides import apply_override, parse_override  # noqa: F401
@@ -30,17 +32,32 @@ from kdtui.schema import build, option, to_dict
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
+def _names(registry: Any) -> str:
+    return ", ".join(registry.names())
+
+
+def _crop_padding_help() -> str:
+    infos = DATASETS.infos()
+    paddings = [info.crop_padding for info in infos if info.crop_padding is not None]
+    usual = max(paddings, key=paddings.count)
+    others = "".join(f", {info.name} {info.crop_padding}" for info in infos
+                     if info.crop_padding not in (usual, None))
+    resized = " and ".join(info.name for info in infos if info.crop_padding is None)
+    return (f"black pixels added on each side before the random crop; default: the dataset's "
+            f"({usual}{others}; {resized} uses random-resized crops, no padding)")
+
+
 @dataclass
 class DataConfig:
-    dataset: str = option("shapes", help="dataset name (shapes, cifar10, cifar100, cinic10, "
-                          "tiny_imagenet, imagenet, imagefolder)")
+    dataset: str = option("shapes", help=f"dataset name ({_names(DATASETS)})")
     root: str | None = option(
         None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data")
     download: bool = option(True, help="download the dataset into root when it is missing")
     train_size: int = option(10000, help="number of generated training images (shapes)", gt=0)
     test_size: int = option(2000, help="number of generated test images (shapes)", gt=0)
     seed: int = option(0, help="seed of the generated dataset (shapes); fixed across runs", ge=0)
-    augment: bool = option(True, help="random crop (pad 4) + horizontal flip on training images")
+    augment: bool = option(True, help="random crop (black padding, see crop_padding) + horizontal flip "
+                           "on training images")
     num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0)
     train_subset: int | None = option(
         None, help="use only this many training images, spread evenly over the classes (seeded by data.seed)", gt=0)
@@ -53,6 +70,7 @@ class DataConfig:
         None, help="imagefolder: name of the evaluation folder (default test, else val, else valid)")
     mean: list[float] | None = option(None, help="per-channel normalisation mean (default: the dataset's or computed)")
     std: list[float] | None = option(None, help="per-channel normalisation std", gt=0)
+    crop_padding: int | None = option(None, help=_crop_padding_help(), ge=0)
 
 
 @dataclass
@@ -75,12 +93,12 @@ class TrainConfig:
     epochs: int = option(200, help="number of training epochs", gt=0)
     batch_size: int = option(128, help="training batch size", gt=0)
     eval_batch_size: int = option(512, help="evaluation batch size", gt=0)
-    optimizer: str = option("sgd", help="optimiser (sgd, adam)")
+    optimizer: str = option("sgd", help=f"optimiser ({_names(OPTIMIZERS)})")
     lr: float = option(0.1, help="initial learning rate", gt=0, le=10)
     momentum: float = option(0.9, help="SGD momentum", ge=0, lt=1)
     nesterov: bool = option(False, help="Nesterov momentum (SGD)")
     weight_decay: float = option(5e-4, help="L2 weight decay", ge=0, lt=1)
-    schedule: str = option("multistep", help="learning-rate schedule (multistep, cosine, constant)")
+    schedule: str = option("multistep", help=f"learning-rate schedule ({_names(SCHEDULES)})")
     milestones: list[int] = option([], help="epochs after which the LR is multiplied by lr_decay (later ones are never reached)",
                                    gt=0, increasing=True)
     lr_decay: float = option(0.1, help="LR factor at each milestone (multistep)", gt=0, le=1)
@@ -193,8 +211,6 @@ def _unknown_section_message(key: str, via_set: bool = False) -> str:
 
 def validate(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw mapping into a :class:`RunConfig`, including cross-field rules."""
-    from kdtui.data import DATASETS
-    from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
     from kdtui.losses import LOSSES
     from kdtui.models import MODELS
 
@@ -219,6 +235,9 @@ def validate(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("teacher.arch: " + MODELS.unknown_message(cfg.teacher.arch))
     if cfg.data.dataset not in DATASETS:
         raise ConfigError("data.dataset: " + DATASETS.unknown_message(cfg.data.dataset))
+    if cfg.data.crop_padding is not None and dataset_info(cfg.data.dataset).crop_padding is None:
+        raise ConfigError(f"data.crop_padding: {cfg.data.dataset} trains on random-resized crops, "
+                          "which have no padding; leave crop_padding unset (null).")
     for key in ("mean", "std"):
         value = getattr(cfg.data, key)
         if value is not None and len(value) != 3:

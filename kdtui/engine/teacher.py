@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdtui.config import TeacherConfig
+from kdtui.config import TeacherConfig, load_config
 from kdtui.errors import ConfigError, KdtuiError
 from kdtui.models.base import ModelOutput
 from kdtui.store import RUN_ID, RunDir, iter_runs, resolve_run
@@ -59,6 +59,15 @@ def comparable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             for key, value in config.items() if f"{prefix}{key}" not in MATCH_IGNORES}
 
 
+def resolved(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's recorded config with today's defaults filled in (an option added since the
+    run was made counts as its default), or None when it no longer validates."""
+    try:
+        return load_config(data=config).to_dict()
+    except KdtuiError:
+        return None
+
+
 def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
     """The newest finished run trained with the ``expected`` config (the teacher preset's),
     so a shortened smoke test of that preset is never taken for the real teacher."""
@@ -67,7 +76,8 @@ def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
         summary = run.read_summary() or {}
         config = run.read_config() or {}
         if summary.get("status") == "finished" and config.get("preset") == expected.get("preset") \
-                and (run.checkpoints / "best.pt").exists() and comparable(config) == wanted:
+                and (run.checkpoints / "best.pt").exists() \
+                and comparable(resolved(config) or {}) == wanted:
             return run
     return None
 
