@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
 from kdtui.errors import ConfigError
 # parse_override and apply_override are also imported from here by the launcher (for now).
 from kdtui.overrides import apply_override, parse_override  # noqa: F401
-from kdtui.schema import build, option, to_dict
+from kdtui.schema import build, model_independent_fields, option, to_dict
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -51,14 +52,17 @@ def _crop_padding_help() -> str:
 class DataConfig:
     dataset: str = option("shapes", help=f"dataset name ({_names(DATASETS)})")
     root: str | None = option(
-        None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data")
-    download: bool = option(True, help="download the dataset into root when it is missing")
+        None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data",
+        affects_model=False)
+    download: bool = option(True, help="download the dataset into root when it is missing",
+                            affects_model=False)
     train_size: int = option(10000, help="number of generated training images (shapes)", gt=0)
     test_size: int = option(2000, help="number of generated test images (shapes)", gt=0)
     seed: int = option(0, help="seed of the generated dataset (shapes); fixed across runs", ge=0)
     augment: bool = option(True, help="random crop (black padding, see crop_padding) + horizontal flip "
                            "on training images")
-    num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0)
+    num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0,
+                              affects_model=False)
     train_subset: int | None = option(
         None, help="use only this many training images, spread evenly over the classes (seeded by data.seed)", gt=0)
     test_subset: int | None = option(
@@ -92,7 +96,7 @@ class TeacherConfig:
 class TrainConfig:
     epochs: int = option(200, help="number of training epochs", gt=0)
     batch_size: int = option(128, help="training batch size", gt=0)
-    eval_batch_size: int = option(512, help="evaluation batch size", gt=0)
+    eval_batch_size: int = option(512, help="evaluation batch size", gt=0, affects_model=False)
     optimizer: str = option("sgd", help=f"optimiser ({_names(OPTIMIZERS)})")
     lr: float = option(0.1, help="initial learning rate", gt=0, le=10)
     momentum: float = option(0.9, help="SGD momentum", ge=0, lt=1)
@@ -103,21 +107,25 @@ class TrainConfig:
                                    gt=0, increasing=True)
     lr_decay: float = option(0.1, help="LR factor at each milestone (multistep)", gt=0, le=1)
     seed: int = option(0, help="seed of initialisation, shuffling and augmentation", ge=0)
-    device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
-    amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)")
-    log_every: int = option(20, help="emit step metrics every N steps", gt=0)
+    device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
+                         affects_model=False)
+    # bf16 changes the arithmetic, not the recipe: a teacher trained with or without it is
+    # the same teacher, and a student may run where the teacher could not.
+    amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)", affects_model=False)
+    log_every: int = option(20, help="emit step metrics every N steps", gt=0, affects_model=False)
     nan_policy: str = option("stop", help="on a NaN/Inf loss: stop (fail the run, keep the last "
                              "good checkpoint) or skip (drop that step's update)",
                              choices=("stop", "skip"))
+    # Only decides whether a run fails: a run that finished trained the same network for any limit.
     nan_skip_limit: int = option(10, help="with nan_policy skip: fail after this many skipped steps "
-                                 "in one epoch", gt=0)
+                                 "in one epoch", gt=0, affects_model=False)
 
 
 @dataclass
 class RunConfig:
     student: StudentConfig
-    preset: str = option("custom", help="name of the preset this run came from")
-    description: str = option("", help="one line saying what the preset does")
+    preset: str = option("custom", help="name of the preset this run came from", affects_model=False)
+    description: str = option("", help="one line saying what the preset does", affects_model=False)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig | None = None
     loss: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +140,17 @@ class RunConfig:
 
 
 SECTIONS = {"preset", "description", "data", "student", "teacher", "loss", "train"}
+
+
+@functools.cache
+def model_independent_keys() -> frozenset[str]:
+    """Dotted keys of the settings that do not change the trained network (``preset``,
+    ``data.root``, ``train.device``, ...: every option declared ``affects_model=False``).
+
+    Runs that differ only in these trained the same network (so 'auto' teacher matching
+    ignores them), and they are what a teacher trained on the way inherits from the
+    student's overrides."""
+    return frozenset(model_independent_fields(RunConfig))
 
 
 def read_yaml_mapping(path: Path, what: str = "preset") -> dict[str, Any]:

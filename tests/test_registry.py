@@ -1,6 +1,6 @@
 """Registries carry metadata (datasets: classes, image size, group, crop padding), read by
-the config's help and validation and by the preset groups; a run recorded before an option
-existed matches a teacher preset as if it had that option's default."""
+the config's help and validation and by the preset groups; config options say whether they
+change the trained network, and teacher matching ignores those that do not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from kdtui.config import DataConfig, TrainConfig, load_config
+from kdtui.config import DataConfig, TrainConfig, load_config, model_independent_keys
 from kdtui.data import DATASETS, DatasetInfo, build_data, dataset_groups, dataset_info
 from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
 from kdtui.errors import ConfigError
@@ -83,7 +83,7 @@ def test_help_texts_list_the_registries_names():
 
 def test_registries_config_and_presets_import_without_torch():
     code = ("import sys\nimport kdtui.config, kdtui.data, kdtui.presets, kdtui.engine.optim, kdtui.overrides\n"
-            "kdtui.data.dataset_info('imagenet')\n"
+            "kdtui.data.dataset_info('imagenet'); kdtui.config.model_independent_keys()\n"
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
@@ -103,6 +103,16 @@ def test_crop_padding_default_and_override():
     assert load_config(data=STUDENT, overrides=["data.crop_padding=2"]).data.crop_padding == 2
 
 
+def test_model_independent_keys_are_the_options_marked_so():
+    assert model_independent_keys() == {
+        "preset", "description", "data.root", "data.download", "data.num_workers",
+        "train.device", "train.amp", "train.log_every", "train.eval_batch_size", "train.nan_skip_limit"}
+    resolved = load_config(data=STUDENT).to_dict()
+    for key in model_independent_keys():
+        section, _, name = key.rpartition(".")
+        assert name in (resolved[section] if section else resolved), key
+
+
 def finished_run(root, config: dict, name: str = "teach"):
     run = create_run(root, name)
     run.write_config(config)
@@ -112,7 +122,7 @@ def finished_run(root, config: dict, name: str = "teach"):
     return run
 
 
-def test_auto_teacher_matching_fills_options_added_since_with_their_defaults(tmp_path):
+def test_auto_teacher_matching_ignores_exactly_the_model_independent_settings(tmp_path):
     from kdtui.engine.teacher import newest_finished_run
 
     expected = load_config(data={**STUDENT, "preset": "teach"}).to_dict()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdtui.config import TeacherConfig, load_config
+from kdtui.config import TeacherConfig, load_config, model_independent_keys
 from kdtui.errors import ConfigError, KdtuiError
 from kdtui.models.base import ModelOutput
 from kdtui.store import RUN_ID, RunDir, iter_runs, resolve_run
@@ -48,15 +48,12 @@ class TeacherSource:
     run_id: str | None
 
 
-# Settings that may differ between the teacher run 'auto' finds and the teacher preset:
-# where the data lives and where/how it ran change nothing about the trained network.
-MATCH_IGNORES = {"preset", "description", "data.root", "data.download", "data.num_workers",
-                 "train.device", "train.amp", "train.log_every", "train.eval_batch_size"}
-
-
 def comparable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` without the settings that may differ between the teacher run 'auto' finds
+    and the teacher preset: those that change nothing about the trained network."""
+    ignored = model_independent_keys()
     return {key: comparable(value, f"{prefix}{key}.") if isinstance(value, dict) else value
-            for key, value in config.items() if f"{prefix}{key}" not in MATCH_IGNORES}
+            for key, value in config.items() if f"{prefix}{key}" not in ignored}
 
 
 def resolved(config: dict[str, Any]) -> dict[str, Any] | None:
