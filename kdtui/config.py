@@ -147,9 +147,9 @@ def model_independent_keys() -> frozenset[str]:
     """Dotted keys of the settings that do not change the trained network (``preset``,
     ``data.root``, ``train.device``, ...: every option declared ``affects_model=False``).
 
-    Runs that differ only in these trained the same network (so 'auto' teacher matching
-    ignores them), and they are what a teacher trained on the way inherits from the
-    student's overrides."""
+    Runs that differ only in these trained the same network, so 'auto' teacher matching
+    ignores them, and a teacher trained on the way can take them from the student's
+    overrides."""
     return frozenset(model_independent_fields(RunConfig))
 
 

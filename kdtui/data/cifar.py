@@ -83,7 +83,7 @@ def build_cifar(cfg: DataOptions, seed: int, spec: CifarSpec, info: DatasetInfo)
     test_x, test_y = test_x[keep], test_y[keep]
     mean, std = torch.tensor(cfg.mean or spec.mean), torch.tensor(cfg.std or spec.std)
     train = InMemoryLoader(train_x, train_y, mean, std, augment=cfg.augment, seed=seed,
-                           padding=crop_padding(cfg, info) or 0, fill="black")
+                           padding=crop_padding(cfg, info) or 0)
     test = InMemoryLoader(test_x, test_y, mean, std, augment=False, seed=seed)
     return DataBundle(
         name=spec.name, num_classes=len(classes), image_size=train_x.shape[-1], train_size=len(train_y),

@@ -38,18 +38,15 @@ def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 
 class InMemoryLoader:
     """Iterates a uint8 image tensor in batches, normalised, optionally augmented.
 
-    ``padding`` pixels a side for the random crop (0: flips only); ``fill`` "black" pads the
-    images before normalising (as torchvision does), "mean" pads after it (the mean colour).
+    ``padding``: black pixels added on each side for the random crop (0: flips only).
     """
 
     def __init__(self, images: Tensor, labels: Tensor, mean: Tensor, std: Tensor,
-                 augment: bool, seed: int, padding: int = 4, fill: str = "black") -> None:
-        if fill not in ("black", "mean"):
-            raise ValueError(f"fill must be 'black' or 'mean', not {fill!r}")
+                 augment: bool, seed: int, padding: int = 4) -> None:
         self.images, self.labels = images, labels
         self.mean, self.std = mean, std
         self.augment, self.seed = augment, seed
-        self.padding, self.fill = padding, fill
+        self.padding = padding
         self._resident: dict[torch.device, tuple[Tensor, ...]] = {}
 
     def on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -69,11 +66,10 @@ class InMemoryLoader:
         for start in range(0, last_start + 1, batch_size):
             idx = order[start:start + batch_size]
             images = images_all[idx]
-            if self.augment and self.fill == "black":
-                images = random_crop_flip(images, generator, self.padding)  # uint8 zeros: black
+            if self.augment:
+                # On the uint8 images, before normalising: the padding is black.
+                images = random_crop_flip(images, generator, self.padding)
             images = normalise(images, mean, std)
-            if self.augment and self.fill == "mean":
-                images = random_crop_flip(images, generator, self.padding)  # zeros now: the mean
             yield images.contiguous(memory_format=torch.channels_last), labels_all[idx]
 
     def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
