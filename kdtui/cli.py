@@ -54,6 +54,7 @@ def run(
     """Train a run from a preset, or resume one: in the app's live dashboard, or with
     --headless in this shell (also when the output is not a terminal)."""
     from kdtui.config import load_config
+    from kdtui.overrides import parse_override
     from kdtui.console import HeadlessConsole
     from kdtui import events as ev
     from kdtui.presets import find_preset
@@ -99,10 +100,11 @@ def run(
                     _, ended = resume_run(resume, root, sinks_for=sinks_for, stop_event=stop.event,
                                           notify=notify)
                 else:
-                    cfg = load_config(find_preset(preset), tuple(overrides))
+                    parsed = tuple(parse_override(text) for text in overrides)
+                    cfg = load_config(find_preset(preset), parsed)
                     _, ended = start_run(cfg, root, name=name, sinks_for=sinks_for,
                                          stop_event=stop.event, notify=notify,
-                                         overrides=tuple(overrides))
+                                         overrides=parsed)
             except KdtuiError:
                 if stop.event.is_set():
                     raise typer.Exit(stop.exit_code) from None

@@ -14,32 +14,54 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
+from kdtui.data import DATASETS, dataset_info
+from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
 from kdtui.errors import ConfigError
-from kdtui.schema import build, option, to_dict
+from kdtui.overrides import apply_override, parse_override
+from kdtui.schema import build, model_independent_fields, option, to_dict
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
+def _names(registry: Any) -> str:
+    return ", ".join(registry.names())
+
+
+def _crop_padding_help() -> str:
+    infos = DATASETS.infos()
+    paddings = [info.crop_padding for info in infos if info.crop_padding is not None]
+    usual = max(paddings, key=paddings.count)
+    others = "".join(f", {info.name} {info.crop_padding}" for info in infos
+                     if info.crop_padding not in (usual, None))
+    resized = " and ".join(info.name for info in infos if info.crop_padding is None)
+    return (f"black pixels added on each side before the random crop; default: the dataset's "
+            f"({usual}{others}; {resized} uses random-resized crops, no padding)")
+
+
 @dataclass
 class DataConfig:
-    dataset: str = option("shapes", help="dataset name (shapes, cifar10, cifar100, cinic10, "
-                          "tiny_imagenet, imagenet, imagefolder)")
+    dataset: str = option("shapes", help=f"dataset name ({_names(DATASETS)})")
     root: str | None = option(
-        None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data")
-    download: bool = option(True, help="download the dataset into root when it is missing")
+        None, help="folder holding the dataset files; default $KDTUI_DATA_DIR or ~/.cache/kdtui/data",
+        affects_model=False)
+    download: bool = option(True, help="download the dataset into root when it is missing",
+                            affects_model=False)
     train_size: int = option(10000, help="number of generated training images (shapes)", gt=0)
     test_size: int = option(2000, help="number of generated test images (shapes)", gt=0)
     seed: int = option(0, help="seed of the generated dataset (shapes); fixed across runs", ge=0)
-    augment: bool = option(True, help="random crop (pad 4) + horizontal flip on training images")
-    num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0)
+    augment: bool = option(True, help="random crop (black padding, see crop_padding) + horizontal flip "
+                           "on training images")
+    num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0,
+                              affects_model=False)
     train_subset: int | None = option(
         None, help="use only this many training images, spread evenly over the classes (seeded by data.seed)", gt=0)
     test_subset: int | None = option(
@@ -51,6 +73,7 @@ class DataConfig:
         None, help="imagefolder: name of the evaluation folder (default test, else val, else valid)")
     mean: list[float] | None = option(None, help="per-channel normalisation mean (default: the dataset's or computed)")
     std: list[float] | None = option(None, help="per-channel normalisation std", gt=0)
+    crop_padding: int | None = option(None, help=_crop_padding_help(), ge=0)
 
 
 @dataclass
@@ -72,32 +95,36 @@ class TeacherConfig:
 class TrainConfig:
     epochs: int = option(200, help="number of training epochs", gt=0)
     batch_size: int = option(128, help="training batch size", gt=0)
-    eval_batch_size: int = option(512, help="evaluation batch size", gt=0)
-    optimizer: str = option("sgd", help="optimiser (sgd, adam)")
+    eval_batch_size: int = option(512, help="evaluation batch size", gt=0, affects_model=False)
+    optimizer: str = option("sgd", help=f"optimiser ({_names(OPTIMIZERS)})")
     lr: float = option(0.1, help="initial learning rate", gt=0, le=10)
     momentum: float = option(0.9, help="SGD momentum", ge=0, lt=1)
     nesterov: bool = option(False, help="Nesterov momentum (SGD)")
     weight_decay: float = option(5e-4, help="L2 weight decay", ge=0, lt=1)
-    schedule: str = option("multistep", help="learning-rate schedule (multistep, cosine, constant)")
+    schedule: str = option("multistep", help=f"learning-rate schedule ({_names(SCHEDULES)})")
     milestones: list[int] = option([], help="epochs after which the LR is multiplied by lr_decay (later ones are never reached)",
                                    gt=0, increasing=True)
     lr_decay: float = option(0.1, help="LR factor at each milestone (multistep)", gt=0, le=1)
     seed: int = option(0, help="seed of initialisation, shuffling and augmentation", ge=0)
-    device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
-    amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)")
-    log_every: int = option(20, help="emit step metrics every N steps", gt=0)
+    device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
+                         affects_model=False)
+    # bf16 changes the arithmetic, not the recipe: a teacher trained with or without it is
+    # the same teacher, and a student may run where the teacher could not.
+    amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)", affects_model=False)
+    log_every: int = option(20, help="emit step metrics every N steps", gt=0, affects_model=False)
     nan_policy: str = option("stop", help="on a NaN/Inf loss: stop (fail the run, keep the last "
                              "good checkpoint) or skip (drop that step's update)",
                              choices=("stop", "skip"))
+    # Only decides whether a run fails: a run that finished trained the same network for any limit.
     nan_skip_limit: int = option(10, help="with nan_policy skip: fail after this many skipped steps "
-                                 "in one epoch", gt=0)
+                                 "in one epoch", gt=0, affects_model=False)
 
 
 @dataclass
 class RunConfig:
     student: StudentConfig
-    preset: str = option("custom", help="name of the preset this run came from")
-    description: str = option("", help="one line saying what the preset does")
+    preset: str = option("custom", help="name of the preset this run came from", affects_model=False)
+    description: str = option("", help="one line saying what the preset does", affects_model=False)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig | None = None
     loss: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +139,17 @@ class RunConfig:
 
 
 SECTIONS = {"preset", "description", "data", "student", "teacher", "loss", "train"}
+
+
+@functools.cache
+def model_independent_keys() -> frozenset[str]:
+    """Dotted keys of the settings that do not change the trained network (``preset``,
+    ``data.root``, ``train.device``, ...: every option declared ``affects_model=False``).
+
+    Runs that differ only in these trained the same network, so 'auto' teacher matching
+    ignores them, and a teacher trained on the way can take them from the student's
+    overrides."""
+    return frozenset(model_independent_fields(RunConfig))
 
 
 def read_yaml_mapping(path: Path, what: str = "preset") -> dict[str, Any]:
@@ -140,35 +178,16 @@ def read_yaml_mapping(path: Path, what: str = "preset") -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=value`` → (["a", "b"], value parsed as YAML, so [40, 80] is a list)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=10.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: cannot parse the value {raw!r}; write lists as "
-                          "[40,80] and strings plainly.") from None
-    return key.strip().split("."), value
+# ``--set`` text, or an already-parsed (dotted key, value) pair.
+Override = str | tuple[str, Any]
 
 
-def apply_override(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    node = data
-    for depth, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is a value, "
-                              "not a section.")
-        node = child
-    node[keys[-1]] = value
-
-
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[Override] = (),
                 data: dict[str, Any] | None = None) -> RunConfig:
-    """Load a preset file (or an already-read mapping), apply overrides, validate."""
+    """Load a preset file (or an already-read mapping), apply overrides, validate.
+
+    Each override is ``--set`` text (``"train.lr=0.05"``) or an already-parsed
+    ``(dotted key, value)`` pair (``("train.lr", 0.05)``)."""
     raw: dict[str, Any]
     if data is not None:
         raw = copy.deepcopy(data)
@@ -178,11 +197,14 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     else:
         raw = {}
     expand_loss_shorthand(raw)
-    for text in overrides:
-        keys, value = parse_override(text)
-        if keys[0] not in SECTIONS:
-            raise ConfigError(_unknown_section_message(keys[0], via_set=True))
-        apply_override(raw, keys, value)
+    for override in overrides:
+        key, value = parse_override(override) if isinstance(override, str) else override
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {override!r}: expected a dotted key such as train.lr "
+                              "and a value.")
+        if key.split(".")[0] not in SECTIONS:
+            raise ConfigError(_unknown_section_message(key.split(".")[0], via_set=True))
+        apply_override(raw, key, copy.deepcopy(value))
     return validate(raw)
 
 
@@ -207,8 +229,6 @@ def _unknown_section_message(key: str, via_set: bool = False) -> str:
 
 def validate(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw mapping into a :class:`RunConfig`, including cross-field rules."""
-    from kdtui.data import DATASETS
-    from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
     from kdtui.losses import LOSSES
     from kdtui.models import MODELS
 
@@ -233,6 +253,9 @@ def validate(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError("teacher.arch: " + MODELS.unknown_message(cfg.teacher.arch))
     if cfg.data.dataset not in DATASETS:
         raise ConfigError("data.dataset: " + DATASETS.unknown_message(cfg.data.dataset))
+    if cfg.data.crop_padding is not None and dataset_info(cfg.data.dataset).crop_padding is None:
+        raise ConfigError(f"data.crop_padding: {cfg.data.dataset} trains on random-resized crops, "
+                          "which have no padding; leave crop_padding unset (null).")
     for key in ("mean", "std"):
         value = getattr(cfg.data, key)
         if value is not None and len(value) != 3:

@@ -4,9 +4,10 @@ Presets live in ``presets/`` at the top of the project (found relative to this p
 never to the current directory) or in ``$KDTUI_PRESETS_DIR``. A preset is named by its
 file stem (``quickstart``) or given as a path.
 
-Each preset also has a ``group`` derived from its name's dataset prefix (``cifar10_amd`` →
-``cifar10``; ``quickstart*`` and ``shapes*`` → ``quickstart``; anything else → ``other``);
-``kdtui presets`` lists them group by group in :data:`GROUPS` order.
+Each preset also has a ``group`` derived from its name's dataset prefix: the group the
+dataset is registered with (``cifar10_amd`` → ``cifar10``; ``shapes*`` and ``quickstart*`` →
+``quickstart``; anything else → ``other``); ``kdtui presets`` lists them group by group in
+:data:`GROUPS` order (the datasets' registration order).
 
 Usage::
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from kdtui.data import DATASETS, dataset_groups
 from kdtui.errors import ConfigError
 
 
@@ -30,24 +32,21 @@ def presets_dir() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "presets"
 
 
-# Display order of the groups; the dataset ones are also the name prefixes that select them.
-GROUPS = ("quickstart", "cifar10", "cifar100", "cinic10", "tiny_imagenet", "imagenet", "other")
-QUICKSTART_PREFIXES = ("quickstart", "shapes")
+QUICKSTART, OTHER = "quickstart", "other"
+# Display order of the groups: the quickstart first, then the datasets' groups, then the rest.
+GROUPS = (QUICKSTART, *(g for g in dataset_groups() if g not in (QUICKSTART, OTHER)), OTHER)
+# Name prefix -> group: every dataset name selects its group, and "quickstart" its own.
+# Longest first, so "imagenet" never captures "tiny_imagenet…" or similar.
+PREFIXES = sorted({QUICKSTART: QUICKSTART, **{info.name: info.group for info in DATASETS.infos()}}.items(),
+                  key=lambda item: len(item[0]), reverse=True)
 
 
 def group_of(name: str) -> str:
     """The group of a preset name: its dataset prefix, followed by ``_`` or ending the name."""
-
-    def has_prefix(prefix: str) -> bool:
-        return name == prefix or name.startswith(prefix + "_")
-
-    if any(has_prefix(prefix) for prefix in QUICKSTART_PREFIXES):
-        return "quickstart"
-    # Longest first, so a future "imagenet…" never captures "tiny_imagenet…" or similar.
-    for group in sorted(GROUPS[1:-1], key=len, reverse=True):
-        if has_prefix(group):
+    for prefix, group in PREFIXES:
+        if name == prefix or name.startswith(prefix + "_"):
             return group
-    return "other"
+    return OTHER
 
 
 @dataclass

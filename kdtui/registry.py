@@ -14,6 +14,17 @@ Usage::
 
 Families cover parametric names (any valid WRN depth/width); the regex groups are
 passed to the factory as positional strings before the caller's arguments.
+
+An entry can carry metadata, given as keywords to ``register`` and read back with
+``info`` without calling (or importing anything of) the entry; a registry made with
+``info_type`` builds that type from the name and the keywords::
+
+    DATASETS = Registry("dataset", info_type=DatasetInfo)
+
+    @DATASETS.register("cifar100", num_classes=100, image_size=32, ...)
+    def cifar100(cfg, seed, info): ...
+
+    DATASETS.info("cifar100").num_classes   # 100
 """
 
 from __future__ import annotations
@@ -21,25 +32,46 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 from kdtui.errors import ConfigError
 
 
 class Registry:
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, info_type: Callable[..., Any] | None = None) -> None:
         self.kind = kind
+        self._info_type = info_type
         self._entries: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}
         self._families: list[tuple[str, re.Pattern[str], Callable[..., Any], tuple[str, ...]]] = []
 
-    def register(self, name: str) -> Callable[[Any], Any]:
+    def register(self, name: str, **metadata: Any) -> Callable[[Any], Any]:
+        """Decorator registering an entry under ``name``, with optional metadata keywords
+        (``info_type(name=name, **metadata)`` when the registry has an info type)."""
+        if self._info_type is not None:
+            info = self._info_type(name=name, **metadata)
+        else:
+            info = SimpleNamespace(name=name, **metadata)
+
         def decorator(obj: Any) -> Any:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = obj
+            self._info[name] = info
             return obj
 
         return decorator
+
+    def info(self, name: str) -> Any:
+        """The metadata registered with ``name`` (an exact name, not a family member)."""
+        if name not in self._info:
+            raise ConfigError(self.unknown_message(name))
+        return self._info[name]
+
+    def infos(self) -> list[Any]:
+        """The metadata of every exact name, in registration order."""
+        return list(self._info.values())
 
     def register_family(
         self, family: str, pattern: str, examples: tuple[str, ...] = ()

@@ -40,10 +40,16 @@ def option(
     choices: tuple[Any, ...] | None = None,
     increasing: bool = False,
     nonempty: bool = False,
+    affects_model: bool = True,
 ) -> Any:
-    """A dataclass field with help text and bounds (checked on numbers and list items)."""
+    """A dataclass field with help text and bounds (checked on numbers and list items).
+
+    ``affects_model=False`` marks a setting that does not change the trained network (where
+    the data lives, where and how fast the run goes, how often it logs): two runs that differ
+    only in such settings train the same network."""
     metadata = {
         "help": help,
+        "affects_model": affects_model,
         "gt": gt,
         "ge": ge,
         "lt": lt,
@@ -198,6 +204,22 @@ def build(cls: type, data: Any, *, where: str) -> Any:
         elif f.default is _MISSING and f.default_factory is _MISSING:
             raise ConfigError(f"Missing key {key_where}: {f.metadata.get('help', '')}.")
     return cls(**values)
+
+
+def model_independent_fields(cls: type, prefix: str = "") -> list[str]:
+    """Dotted names of the fields of dataclass ``cls`` (and of its nested dataclass
+    sections) declared with ``affects_model=False``."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("affects_model", True):
+            found.append(f"{prefix}{f.name}")
+        tp = hints[f.name]
+        sections = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)] or (
+            [tp] if dataclasses.is_dataclass(tp) else [])
+        for section in sections:
+            found.extend(model_independent_fields(section, f"{prefix}{f.name}."))
+    return found
 
 
 def to_dict(obj: Any) -> Any:

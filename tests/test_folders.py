@@ -136,3 +136,25 @@ def test_real_cifar10_jpeg_one_epoch_on_a_subset(tmp_path):
     record = run.epochs()[0]
     assert record.test_acc >= 0 and run.read_summary()["status"] == "finished"
     assert build_data(cfg.data).num_classes == 10
+
+
+def black_border_widths(images: torch.Tensor) -> torch.Tensor:
+    """Per image, the black rows at its top or bottom (white images: all the rest is white)."""
+    black_rows = (images < images.amax()).all(dim=1).all(dim=-1)  # n × h: the row is not white
+    return black_rows.sum(dim=-1)
+
+
+@pytest.mark.parametrize("overrides,padding", [({}, 2), ({"crop_padding": 5}, 5), ({"crop_padding": 0}, 0)])
+def test_tiny_imagenet_pads_2_pixels_a_side_by_default(tmp_path, overrides, padding):
+    """The AMD paper pads Tiny-ImageNet's 64×64 images to 68×68; data.crop_padding overrides it."""
+    root = tmp_path / "tiny"
+    for wnid in ("n01443537", "n01629819"):
+        folder = root / "train" / wnid / "images"
+        folder.mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (64, 64), (255, 255, 255)).save(folder / f"{i}.JPEG")
+        write_images(root / "val" / wnid, 1, size=64, suffix=".JPEG")
+    bundle = build_data(data("tiny_imagenet", root, **overrides), seed=0)
+    images = torch.cat([x for epoch in range(1, 6) for x, _ in bundle.train_batches(16, epoch, CPU)])
+    widths = black_border_widths(images)
+    assert widths.max() == padding and (widths == padding).sum() > 1

@@ -282,3 +282,12 @@ def test_a_runs_dir_before_the_subcommand_applies_to_it(tmp_path):
     (tmp_path / "elsewhere" / "20261128-101500-far").mkdir(parents=True)
     result = kdtui("--runs-dir", str(tmp_path / "elsewhere"), "runs", "ls")
     assert result.exit_code == 0 and "20261128-101500-far" in result.output
+
+
+def test_a_teacher_trained_on_the_way_takes_only_the_model_independent_overrides():
+    from kdtui.engine.launch import inherited
+
+    overrides = (("data.root", "/data"), ("train.lr", 0.05), ("preset", "mine"),
+                 ("train.device", "cpu"), ("loss.kd.weight", 2.0), ("data.num_workers", 0))
+    assert inherited(overrides) == (("data.root", "/data"), ("train.device", "cpu"),
+                                    ("data.num_workers", 0))

@@ -1,7 +1,7 @@
 """CIFAR-10 and CIFAR-100 through torchvision, held in memory as uint8, augmented per batch.
 
 torchvision's CIFAR classes already load the whole set into one array, so the batches
-come from :class:`InMemoryLoader` (crop 32 with 4-pixel padding + flip, the standard recipe).
+come from :class:`InMemoryLoader` (crop 32 with 4-pixel black padding + flip, the standard recipe).
 """
 
 from __future__ import annotations
@@ -9,16 +9,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 
 from kdtui.data.base import DataBundle
+from kdtui.data.info import DataOptions, DatasetInfo, crop_padding, data_root
 from kdtui.data.memory import InMemoryLoader, stratified_indices
 from kdtui.errors import DataError
-
-if TYPE_CHECKING:
-    from kdtui.config import DataConfig
 
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -79,19 +75,18 @@ def load_cifar_arrays(spec: CifarSpec, root: Path, download: bool) -> tuple:
             torch.tensor(test.targets), list(train.classes))
 
 
-def build_cifar(cfg: "DataConfig", seed: int, spec: CifarSpec) -> DataBundle:
-    from kdtui.data import data_root
-
+def build_cifar(cfg: DataOptions, seed: int, spec: CifarSpec, info: DatasetInfo) -> DataBundle:
     train_x, train_y, test_x, test_y, classes = load_cifar_arrays(spec, data_root(cfg), cfg.download)
     keep = stratified_indices(train_y, cfg.train_subset, cfg.seed)
     train_x, train_y = train_x[keep], train_y[keep]
     keep = stratified_indices(test_y, cfg.test_subset, cfg.seed + 1)
     test_x, test_y = test_x[keep], test_y[keep]
     mean, std = torch.tensor(cfg.mean or spec.mean), torch.tensor(cfg.std or spec.std)
-    train = InMemoryLoader(train_x, train_y, mean, std, augment=cfg.augment, seed=seed)
+    train = InMemoryLoader(train_x, train_y, mean, std, augment=cfg.augment, seed=seed,
+                           padding=crop_padding(cfg, info) or 0)
     test = InMemoryLoader(test_x, test_y, mean, std, augment=False, seed=seed)
     return DataBundle(
-        name=spec.name, num_classes=len(classes), image_size=32, train_size=len(train_y),
+        name=spec.name, num_classes=len(classes), image_size=train_x.shape[-1], train_size=len(train_y),
         test_size=len(test_y), train_batches=train.train_batches,
         test_batches=test.test_batches, class_names=classes,
     )

@@ -7,56 +7,53 @@ the folder and what was expected there.
 
 Usage::
 
-    bundle = build_folder_dataset(cfg, seed, layout=LAYOUTS["cinic10"])
+    bundle = build_folder_dataset(cfg, seed, LAYOUTS["cinic10"], dataset_info("cinic10"))
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from kdtui.data.base import DataBundle
+from kdtui.data.info import DataOptions, DatasetInfo, crop_padding, data_root
 from kdtui.data.memory import stratified_indices
 from kdtui.errors import DataError
-
-if TYPE_CHECKING:
-    from kdtui.config import DataConfig
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How a dataset is laid out on disk and augmented."""
+    """How a dataset is laid out on disk (its image size and augmentation follow its
+    :class:`DatasetInfo`)."""
 
     name: str
     train: tuple[str, ...]          # candidate names of the training folder
     test: tuple[str, ...]           # candidate names of the evaluation folder, first found wins
-    image_size: int | None          # None: the size of the first training image
     mean: tuple[float, ...] | None  # None: computed from a sample of training images
     std: tuple[float, ...] | None
-    augment: str = "crop"           # "crop": pad 4 + random crop; "resized": random-resized crop
     hint: str = ""                  # where to get it
 
 
 LAYOUTS = {
-    "cinic10": Layout("cinic10", ("train",), ("test", "valid"), 32,
+    "cinic10": Layout("cinic10", ("train",), ("test", "valid"),
                       (0.47889522, 0.47227842, 0.43047404), (0.24205776, 0.23828046, 0.25874835),
                       hint="download CINIC-10 (https://datashare.ed.ac.uk/handle/10283/3192) and "
                            "extract it so that ROOT/train/airplane/*.png exists"),
-    "tiny_imagenet": Layout("tiny_imagenet", ("train",), ("val",), 64,
+    "tiny_imagenet": Layout("tiny_imagenet", ("train",), ("val",),
                             (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821),
                             hint="download http://cs231n.stanford.edu/tiny-imagenet-200.zip and "
                                  "extract it so that ROOT/train/n01443537/images/*.JPEG exists"),
-    "imagenet": Layout("imagenet", ("train",), ("val",), 224,
-                       (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment="resized",
+    "imagenet": Layout("imagenet", ("train",), ("val",),
+                       (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
                        hint="prepare ILSVRC-2012 as class folders: ROOT/train/<wnid>/*.JPEG and "
                             "ROOT/val/<wnid>/*.JPEG"),
-    "imagefolder": Layout("imagefolder", ("train",), ("test", "val", "valid"), None, None, None,
+    "imagefolder": Layout("imagefolder", ("train",), ("test", "val", "valid"), None, None,
                           hint="arrange the images as ROOT/train/<class>/* and ROOT/test/<class>/*"),
 }
 
@@ -142,15 +139,19 @@ def open_rgb(path: Path):
         raise DataError(f"Cannot read the image {path} ({exc}); remove or replace it.") from None
 
 
-def _transforms(layout: Layout, size: int, mean, std, augment: bool):
+def _transforms(size: int, mean, std, augment: bool, padding: int | None):
+    """(training, evaluation) transforms. ``padding``: black pixels added on each side before
+    the random crop (torchvision's ``RandomCrop(size, padding)``); None: a random-resized
+    crop (ImageNet's recipe) instead."""
     from torchvision.transforms import v2
 
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    if layout.augment == "resized":
+    if padding is None:
         train = [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()]
         test = [v2.Resize(int(size * 256 / 224)), v2.CenterCrop(size)]
     else:
-        train = [v2.Resize((size, size)), v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
+        crop = [v2.RandomCrop(size, padding=padding, fill=0)] if padding else []
+        train = [v2.Resize((size, size)), *crop, v2.RandomHorizontalFlip()]
         test = [v2.Resize((size, size))]
     return v2.Compose((train if augment else test) + to_tensor), v2.Compose(test + to_tensor)
 
@@ -170,9 +171,7 @@ def _channel_stats(samples: list[tuple[Path, int]], size: int) -> tuple[list[flo
     return stacked.mean(1).tolist(), stacked.std(1).clamp_min(1e-6).tolist()
 
 
-def build_folder_dataset(cfg: "DataConfig", seed: int, layout: Layout) -> DataBundle:
-    from kdtui.data import data_root
-
+def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: DatasetInfo) -> DataBundle:
     root = data_root(cfg)
     if not root.is_dir():
         raise DataError(f"{layout.name}: the data folder {root} does not exist. {layout.hint[0].upper()}"
@@ -190,11 +189,11 @@ def build_folder_dataset(cfg: "DataConfig", seed: int, layout: Layout) -> DataBu
                             f"(e.g. {', '.join(missing)}); both must have the same classes.")
     train = stratified_subset(train, cfg.train_subset, seed=cfg.seed)
     test = stratified_subset(test, cfg.test_subset, seed=cfg.seed + 1)
-    size = cfg.image_size or layout.image_size or _image_size(train[0][0])
+    size = cfg.image_size or info.image_size or _image_size(train[0][0])
     mean, std = (layout.mean, layout.std) if layout.mean else _channel_stats(train, size)
     if cfg.mean is not None and cfg.std is not None:
         mean, std = cfg.mean, cfg.std
-    train_tf, test_tf = _transforms(layout, size, mean, std, cfg.augment)
+    train_tf, test_tf = _transforms(size, mean, std, cfg.augment, crop_padding(cfg, info))
     train_set, test_set = ImageFiles(train, train_tf), ImageFiles(test, test_tf)
 
     def loader(dataset, batch_size: int, shuffle: bool, epoch: int, device: torch.device, drop_last: bool):

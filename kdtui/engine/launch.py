@@ -19,9 +19,9 @@ import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from kdtui.config import RunConfig, load_config
+from kdtui.config import RunConfig, load_config, model_independent_keys
 from kdtui import events as ev
 from kdtui.errors import KdtuiError
 from kdtui.losses import LOSSES
@@ -30,9 +30,8 @@ from kdtui.store import RunDir, check_resumable, create_run, resolve_run, traini
 SinksFor = Callable[[RunDir, str], list[ev.Sink]]
 Notify = Callable[[str], None]
 
-# Overrides that also apply to a teacher trained on the way: it must see the same data
-# (root, download) and run where the student runs.
-INHERITED_OVERRIDES = ("data.root", "data.download", "data.num_workers", "train.device", "train.amp")
+# Parsed ``--set`` overrides, (dotted key, value) pairs (kdtui.overrides.parse_override).
+Overrides = tuple[tuple[str, Any], ...]
 
 
 @dataclass
@@ -43,7 +42,7 @@ class Prepared:
     teacher_id: str | None
 
 
-def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
+def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
             notify: Notify = print, sinks_for: SinksFor | None = None,
             stop_event: threading.Event | None = None) -> Prepared:
     """Build data and teacher (training the teacher first if 'auto' finds none).
@@ -80,11 +79,15 @@ def prepare(cfg: RunConfig, root: Path, overrides: tuple[str, ...] = (),
     return Prepared(cfg, data, teacher, teacher_id)
 
 
-def inherited(overrides: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(o for o in overrides if o.split("=", 1)[0].strip() in INHERITED_OVERRIDES)
+def inherited(overrides: Overrides) -> Overrides:
+    """The student's overrides a teacher trained on the way takes too: those that do not change
+    the trained network (where the data lives, the device, ...), so it sees the same data and
+    runs where the student runs. Never the preset's name or description."""
+    keys = model_independent_keys() - {"preset", "description"}
+    return tuple((key, value) for key, value in overrides if key in keys)
 
 
-def teacher_preset_config(cfg: RunConfig, overrides: tuple[str, ...]) -> RunConfig:
+def teacher_preset_config(cfg: RunConfig, overrides: Overrides) -> RunConfig:
     from kdtui.presets import find_preset
 
     assert cfg.teacher is not None and cfg.teacher.preset
@@ -95,7 +98,7 @@ def teacher_preset_config(cfg: RunConfig, overrides: tuple[str, ...]) -> RunConf
     return teacher_cfg
 
 
-def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, overrides: tuple[str, ...],
+def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, overrides: Overrides,
                         notify: Notify, sinks_for: SinksFor | None, stop_event: threading.Event | None):
     from kdtui.engine.teacher import teacher_from_run
 
@@ -114,7 +117,7 @@ def train_teacher_first(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, over
 
 def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
               sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None,
-              notify: Notify = print, overrides: tuple[str, ...] = (),
+              notify: Notify = print, overrides: Overrides = (),
               role: str = "student", study: dict | None = None) -> tuple[RunDir, ev.RunEnded]:
     """Train ``cfg`` in a new run folder of ``root``; ``study`` ({"id": ..., "point": ...})
     marks the run as a point of a study, recorded in its summary."""

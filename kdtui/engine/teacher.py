@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdtui.config import TeacherConfig
+from kdtui.config import TeacherConfig, load_config, model_independent_keys
 from kdtui.errors import ConfigError, KdtuiError
 from kdtui.models.base import ModelOutput
 from kdtui.store import RUN_ID, RunDir, iter_runs, resolve_run
@@ -49,15 +49,21 @@ class TeacherSource:
     best_test_acc: float | None = None   # as its run recorded it (None for a bare file)
 
 
-# Settings that may differ between the teacher run 'auto' finds and the teacher preset:
-# where the data lives and where/how it ran change nothing about the trained network.
-MATCH_IGNORES = {"preset", "description", "data.root", "data.download", "data.num_workers",
-                 "train.device", "train.amp", "train.log_every", "train.eval_batch_size"}
-
-
 def comparable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` without the settings that may differ between the teacher run 'auto' finds
+    and the teacher preset: those that change nothing about the trained network."""
+    ignored = model_independent_keys()
     return {key: comparable(value, f"{prefix}{key}.") if isinstance(value, dict) else value
-            for key, value in config.items() if f"{prefix}{key}" not in MATCH_IGNORES}
+            for key, value in config.items() if f"{prefix}{key}" not in ignored}
+
+
+def resolved(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's recorded config with today's defaults filled in (an option added since the
+    run was made counts as its default), or None when it no longer validates."""
+    try:
+        return load_config(data=config).to_dict()
+    except KdtuiError:
+        return None
 
 
 def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
@@ -67,8 +73,10 @@ def newest_finished_run(root: Path, expected: dict[str, Any]) -> RunDir | None:
     for run in iter_runs(root):  # newest first
         summary = run.summary()
         config = run.read_config() or {}
-        if summary is not None and summary.status == "finished" and config.get("preset") == expected.get("preset") \
-                and (run.checkpoints / "best.pt").exists() and comparable(config) == wanted:
+        if summary is not None and summary.status == "finished" \
+                and config.get("preset") == expected.get("preset") \
+                and (run.checkpoints / "best.pt").exists() \
+                and comparable(resolved(config) or {}) == wanted:
             return run
     return None
 

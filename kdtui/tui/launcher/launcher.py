@@ -39,7 +39,7 @@ from kdtui.tui.launcher.fields import ErrorLine, OptionField
 from kdtui.tui.launcher.picker import PresetPicker
 from kdtui.tui.launcher.presets_io import display_path, preset_reference, preset_save_path, write_preset
 from kdtui.tui.launcher.save_dialog import PresetNameScreen
-from kdtui.tui.launcher.schema import (HEAD_CLASSES, FormSchema, PresetGroups, error_key, load_form_schema, lookup,
+from kdtui.tui.launcher.schema import (FormSchema, PresetGroups, error_key, head_classes, load_form_schema, lookup,
                                        parameter_count, teacher_arch_of)
 from kdtui.store import RunRow
 
@@ -303,13 +303,13 @@ class Launcher(Vertical):
         teacher = self.teacher
         dataset = str(self.field("data.dataset").editor.value)
         self.params_pending = True
+        classes, known = head_classes(dataset)
         self._count_parameters(student, teacher.source, teacher.preset.editor.value.strip(),
-                               teacher.run_id, teacher.arch.editor.value.strip(),
-                               HEAD_CLASSES.get(dataset, 10))
+                               teacher.run_id, teacher.arch.editor.value.strip(), classes, known)
 
     @work(thread=True, exclusive=True, group="launcher-parameters")
     def _count_parameters(self, student: str, source: str, preset: str, run_id: str, arch: str,
-                          classes: int) -> None:
+                          classes: int, known: bool) -> None:
         teacher = teacher_arch_of(source, preset, run_id, arch, self.finished)
         counts = {}
         for name in filter(None, (student, teacher)):
@@ -317,10 +317,10 @@ class Launcher(Vertical):
                 self._parameter_counts[(name, classes)] = parameter_count(name, classes)
             counts[name] = self._parameter_counts[(name, classes)]
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_parameter_counts, student, teacher, counts, classes)
+            self.app.call_from_thread(self._show_parameter_counts, student, teacher, counts, classes, known)
 
     def _show_parameter_counts(self, student: str, teacher: str | None, counts: dict[str, int | None],
-                               classes: int) -> None:
+                               classes: int, known: bool) -> None:
         def count(arch: str | None) -> str:
             found = counts.get(arch or "")
             return f"{found:,}" if found else "?"
@@ -330,7 +330,9 @@ class Launcher(Vertical):
             parts.append(f"teacher {teacher or '?'} {count(teacher)}")
             if teacher and counts.get(teacher) and counts.get(student):
                 parts.append(f"compression {counts[teacher] / counts[student]:.1f}×")
-        text = " · ".join(parts) + f" ({classes}-class head)"
+        # A dataset whose classes only its folders know: say which head the counts assume.
+        text = " · ".join(parts) + (f" ({classes}-class head)" if known
+                                    else f" (assuming a {classes}-class head; the data sets the real one)")
         self.query_one("#parameter-counts", Static).update(Text(text))
         self.params_pending = False
 

@@ -17,7 +17,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from kdtui.config import apply_override, parse_override, read_yaml_mapping
+from kdtui.config import read_yaml_mapping
+from kdtui.overrides import apply_override, parse_override
 from kdtui.presets import presets_dir
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from kdtui.config import DataConfig, StudentConfig, TeacherConfig, TrainConfig, read_yaml_mapping
 from kdtui.errors import KdtuiError
+from kdtui.overrides import parse_value, render_value
 from kdtui.presets import PresetInfo, find_preset, grouped_presets
 from kdtui.store import RunRow
 
@@ -29,54 +30,37 @@ DATA_MAIN = ("dataset", "root")
 TRAIN_MAIN = ("optimizer", "lr", "schedule", "milestones", "weight_decay", "epochs", "batch_size",
               "seed", "device")
 DEVICE_SUGGESTIONS = ("auto", "cpu", "cuda", "cuda:0", "cuda:1", "mps")
-# Classes of the classifier head the parameter counts assume; 10 for anything not listed.
-# A table because the dataset registry (kdtui.data.DATASETS) maps a name to a builder and
-# nothing else: the class count is only known once a builder has loaded the data (CIFAR's from
-# torchvision's class list, the folder datasets' from the class folders on disk), which needs
-# the files and takes seconds. These are the counts of the standard releases; "imagefolder" has
-# whatever classes its folders hold, so its count here (10) is a guess, and the label under the
-# student says which head was assumed. Keep in step with kdtui/data when adding a dataset.
-HEAD_CLASSES = {"cifar100": 100, "tiny_imagenet": 200, "imagenet": 1000}
+# Classes of the classifier head the parameter counts assume when the dataset's own count is
+# only known from its files (imagefolder: whatever class folders it holds).
+ASSUMED_CLASSES = 10
 
 
-# --- values as written after `--set KEY=` ------------------------------------------------
-# The value <-> text rendering of `--set KEY=VALUE`; to be replaced by the shared override
-# grammar (render and parse in one module next to parse_override).
+def head_classes(dataset: str) -> tuple[int, bool]:
+    """(classes of the head to count parameters with, whether that number is the dataset's
+    own): from the dataset registry, without loading any data."""
+    from kdtui.data import DATASETS, dataset_info
+
+    if dataset not in DATASETS:
+        return ASSUMED_CLASSES, False
+    classes = dataset_info(dataset).num_classes
+    return (classes, True) if classes is not None else (ASSUMED_CLASSES, False)
+
+
+# --- values as written after `--set KEY=` (the grammar lives in kdtui.overrides) -----------
 
 UNPARSABLE = object()  # a typed value YAML cannot read: differs from everything
 
 
 def yaml_text(value: Any) -> str:
-    """A value in the YAML flow style ``--set`` reads back to the same value: 0.05, [40, 80], 'yes'."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        text = repr(value)
-        # YAML 1.1 reads 1e-05 as a string: it needs the dot, 1.0e-05.
-        if "e" in text and "." not in text:
-            mantissa, exponent = text.split("e")
-            text = f"{mantissa}.0e{exponent}"
-        return text
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(yaml_text(item) for item in value) + "]"
-    if isinstance(value, str):
-        try:  # plain when YAML reads it back as this string; a comma would split a [..] list item
-            plain = yaml.safe_load(value) == value and "," not in value
-        except yaml.YAMLError:
-            plain = False
-        return value if plain and value else "'" + value.replace("'", "''") + "'"
-    return str(value)
+    """A value as the launcher writes it after ``--set KEY=``: whole floats as integers."""
+    return render_value(value, compact=True)
 
 
 @functools.lru_cache(maxsize=4096)  # PyYAML is slow and every validation compares every field
 def parse_text(text: str) -> Any:
-    """What ``--set KEY=text`` sets (as :func:`kdtui.config.parse_override` reads it); do not mutate."""
+    """What ``--set KEY=text`` sets (as :func:`kdtui.overrides.parse_override` reads it); do not mutate."""
     try:
-        return yaml.safe_load(text) if text.strip() else None
+        return parse_value(text)
     except yaml.YAMLError:
         return UNPARSABLE
 
