@@ -11,6 +11,7 @@ classes (the paper's 0.27M; the zero-padding shortcuts of option A would give 26
 
 Features: the three stage outputs after their final ReLU (what the next stage sees;
 RepDistiller's ``preact=False`` maps): C×32×32, 2C×16×16, 4C×8×8 on a 32×32 input.
+``last_map`` is the third; ``embedding`` is it globally average-pooled (4C).
 
 Usage::
 
@@ -87,7 +88,8 @@ class CifarResNet(nn.Module):
         for stage in self.stages:
             out = stage(out)
             features.append(out)
-        return ModelOutput(self.fc(self.pool(out).flatten(1)), features)
+        embedding = self.pool(out).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out)
 
 
 def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:

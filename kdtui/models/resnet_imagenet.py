@@ -8,7 +8,8 @@ network is built, not when the registry is filled (it costs seconds).
 
 Features: the four stage outputs layer1..layer4 — at 224×224 input 64×56×56, 128×28×28,
 256×14×14, 512×7×7 for resnet18/34 (×4 channels for resnet50). The stem's stride-2 conv
-and max-pool stay, so a 64×64 input gives 16, 8, 4, 2.
+and max-pool stay, so a 64×64 input gives 16, 8, 4, 2. ``last_map`` is layer4's output,
+``embedding`` it globally average-pooled (512, or 2048 for resnet50).
 
 Usage::
 
@@ -42,7 +43,8 @@ class ImageNetResNet(nn.Module):
             out = layer(out)
             features.append(out)
         # torchvision's avgpool is adaptive (1×1): any input size works.
-        return ModelOutput(self.fc(torch.flatten(self.avgpool(out), 1)), features)
+        embedding = torch.flatten(self.avgpool(out), 1)
+        return ModelOutput(self.fc(embedding), features, embedding, out)
 
 
 def _register(arch: str) -> None:

@@ -12,7 +12,9 @@ max-pool) and halve it at the start of each of three stages.
 
 Features: the three stage outputs (after the unit's final ReLU / channel shuffle), at
 32×32 input 240×16×16, 480×8×8, 960×4×4 (V1) and 116×16×16, 232×8×8, 464×4×4 (V2):
-three maps like the CIFAR ResNets / WRNs, the last one feeding the head.
+three maps like the CIFAR ResNets / WRNs (RepDistiller's ``feat[1:-1]``), the last one
+feeding the head and also ``last_map``. ``embedding``: V1 pools the last map (960), V2 the
+1×1 head conv's BN-ReLU output (1024).
 
 Usage::
 
@@ -88,7 +90,8 @@ class ShuffleNetV1(nn.Module):
         for stage in self.stages:
             out = stage(out)
             features.append(out)
-        return ModelOutput(self.fc(self.pool(out).flatten(1)), features)
+        embedding = self.pool(out).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out)
 
 
 class ShuffleV2Unit(nn.Module):
@@ -143,8 +146,8 @@ class ShuffleNetV2(nn.Module):
         for stage in self.stages:
             out = stage(out)
             features.append(out)
-        out = self.pool(torch.relu(self.head(out))).flatten(1)
-        return ModelOutput(self.fc(out), features)
+        embedding = self.pool(torch.relu(self.head(out))).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out)
 
 
 @MODELS.register("shufflenetv1")

@@ -7,7 +7,11 @@ so parameter counts match the papers (wrn_16_1: 175,066 for 10 classes).
 Usage::
 
     net = build_model("wrn_16_3", num_classes=10)
-    logits, (g1, g2, g3) = net(images)      # the three group outputs, pre-activation
+    logits, (g1, g2, g3), embedding, last_map = net(images)
+
+Features: the three group outputs, before the final BN-ReLU (RepDistiller's ``feat[1:-1]``
+with ``preact=False``): 16k×32×32, 32k×16×16, 64k×8×8 on a 32×32 input. ``last_map`` is
+the third; ``embedding`` is it after the final BN-ReLU, globally average-pooled (64k).
 """
 
 from __future__ import annotations
@@ -80,8 +84,8 @@ class WideResNet(nn.Module):
         for group in self.groups:
             out = group(out)
             features.append(out)
-        out = self.pool(torch.relu(self.bn(out))).flatten(1)
-        return ModelOutput(self.fc(out), features)
+        embedding = self.pool(torch.relu(self.bn(out))).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out)
 
 
 @MODELS.register_family("wrn", r"wrn_(\d+)_(\d+)",
