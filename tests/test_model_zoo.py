@@ -181,7 +181,8 @@ def test_vgg_features_are_blocks_1_to_3_and_last_map_block_4(size):
     """At 32×32 blocks 3 and 4 are both 512×4×4: only the tensors tell them apart."""
     torch.manual_seed(0)
     net = build_model("vgg8", 10).eval()
-    out, blocks = _outputs_of(net, list(net.blocks), torch.randn(2, 3, size, size))
+    # Each block's last module is its final ReLU: its output is the block's output.
+    out, blocks = _outputs_of(net, [b[-1] for b in net.blocks], torch.randn(2, 3, size, size))
     assert all(torch.equal(f, b) for f, b in zip(out.features, blocks[1:4], strict=True))
     assert torch.equal(out.last_map, blocks[4])
     assert not torch.equal(out.features[-1], out.last_map)
@@ -190,7 +191,7 @@ def test_vgg_features_are_blocks_1_to_3_and_last_map_block_4(size):
 def test_mobilenetv2_features_are_stages_2_3_5_and_last_map_stage_7():
     torch.manual_seed(0)
     net = build_model("mobilenetv2", 10).eval()
-    out, stages = _outputs_of(net, list(net.stages), torch.randn(2, 3, 32, 32))
+    out, stages = _outputs_of(net, [s[-1] for s in net.stages], torch.randn(2, 3, 32, 32))
     assert all(torch.equal(f, s) for f, s in zip(out.features, [stages[1], stages[2], stages[4]], strict=True))
     assert torch.equal(out.last_map, stages[6])
 

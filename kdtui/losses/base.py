@@ -35,8 +35,9 @@ class LossInputs:
 
     ``teacher_*`` are ``None`` when the run has no teacher; they were computed without
     autograd, so no gradient can reach the teacher. ``*_embedding`` (B×D, the vector the
-    classifier sees) and ``*_last_map`` (the last map before global pooling) are the
-    networks' :class:`~kdtui.models.base.ModelOutput` fields of the same names. Build it
+    classifier sees), ``*_last_map`` (the last map before global pooling) and
+    ``*_block_features`` (one activated map per block, for AFD) are the networks'
+    :class:`~kdtui.models.base.ModelOutput` fields of the same names. Build it
     from the two outputs with :meth:`from_outputs`.
     """
 
@@ -50,6 +51,8 @@ class LossInputs:
     teacher_embedding: Tensor | None = None
     student_last_map: Tensor | None = None
     teacher_last_map: Tensor | None = None
+    student_block_features: list[Tensor] | None = None
+    teacher_block_features: list[Tensor] | None = None
 
     @classmethod
     def from_outputs(
@@ -67,6 +70,10 @@ class LossInputs:
             teacher_embedding=None if teacher is None else getattr(teacher, "embedding", None),
             student_last_map=getattr(student, "last_map", None),
             teacher_last_map=None if teacher is None else getattr(teacher, "last_map", None),
+            student_block_features=getattr(student, "block_features", None),
+            teacher_block_features=(
+                None if teacher is None else getattr(teacher, "block_features", None)
+            ),
         )
 
 

@@ -13,7 +13,13 @@
   ``feat[-1]``, used by PKT and RKD;
 * ``last_map``: the last feature map before that pooling, B×C×H×W — RepDistiller's
   ``feat[-2]``, used by SP. It is ``features[-1]`` except for VGG (block 4) and
-  MobileNetV2 (its 2×2 stage on CIFAR), whose ``feat[1:-1]`` has a fourth map.
+  MobileNetV2 (its 2×2 stage on CIFAR), whose ``feat[1:-1]`` has a fourth map;
+* ``block_features``: finer-grained, activated maps, one per residual block (or unit /
+  conv layer), shallow to deep, used by AFD (Ji et al. 2021), whose official code takes
+  them from WRN and ResNet as: for a pre-activation WRN, the input of every block but
+  the first after that block's BN-ReLU, and the last group's output after the final
+  BN-ReLU; for a ResNet, every block's output after its ReLU. Each network's module
+  says what it gives.
 
 It is a NamedTuple, so it passes through DDP and ``torch.compile`` unchanged.
 """
@@ -30,6 +36,7 @@ class ModelOutput(NamedTuple):
     features: list[Tensor]
     embedding: Tensor | None = None
     last_map: Tensor | None = None
+    block_features: list[Tensor] | None = None
 
 
 def count_parameters(model: nn.Module) -> int:

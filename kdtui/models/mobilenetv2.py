@@ -15,7 +15,7 @@ feature losses zip them with the partner's maps: with the three maps of a ResNet
 12×16×16, 16×8×8, 48×4×4 (AMD and AT pool resnet26's 32/16/8 to 16/8/4). ``last_map`` is
 stage 7's output (RepDistiller's ``feat[-2]``, what SP uses; 160×2×2 on CIFAR) and
 ``embedding`` the 1280-d global average of the 1×1 head conv's BN-ReLU output, what the
-classifier sees.
+classifier sees. ``block_features``: every inverted residual's output (17).
 
 Usage::
 
@@ -86,13 +86,15 @@ class MobileNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = self.stem(x)
-        features = []
+        features, blocks = [], []
         for index, stage in enumerate(self.stages):
-            out = stage(out)
+            for block in stage:
+                out = block(out)
+                blocks.append(out)
             if index in FEATURE_STAGES:
                 features.append(out)
         embedding = self.pool(self.head(out)).flatten(1)
-        return ModelOutput(self.classifier(embedding), features, embedding, out)
+        return ModelOutput(self.classifier(embedding), features, embedding, out, blocks)
 
 
 @MODELS.register("mobilenetv2")

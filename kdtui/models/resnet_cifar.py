@@ -12,6 +12,7 @@ classes (the paper's 0.27M; the zero-padding shortcuts of option A would give 26
 Features: the three stage outputs after their final ReLU (what the next stage sees;
 RepDistiller's ``preact=False`` maps): C×32×32, 2C×16×16, 4C×8×8 on a 32×32 input.
 ``last_map`` is the third; ``embedding`` is it globally average-pooled (4C).
+``block_features``: every block's output (after its ReLU), 3n maps — the AFD code's.
 
 Usage::
 
@@ -84,12 +85,14 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.bn1(self.conv1(x)))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for block in stage:
+                out = block(out)
+                blocks.append(out)
             features.append(out)
         embedding = self.pool(out).flatten(1)
-        return ModelOutput(self.fc(embedding), features, embedding, out)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:

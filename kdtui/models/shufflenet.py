@@ -14,7 +14,7 @@ Features: the three stage outputs (after the unit's final ReLU / channel shuffle
 32×32 input 240×16×16, 480×8×8, 960×4×4 (V1) and 116×16×16, 232×8×8, 464×4×4 (V2):
 three maps like the CIFAR ResNets / WRNs (RepDistiller's ``feat[1:-1]``), the last one
 feeding the head and also ``last_map``. ``embedding``: V1 pools the last map (960), V2 the
-1×1 head conv's BN-ReLU output (1024).
+1×1 head conv's BN-ReLU output (1024). ``block_features``: every unit's output.
 
 Usage::
 
@@ -86,12 +86,14 @@ class ShuffleNetV1(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.stem(x))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for unit in stage:
+                out = unit(out)
+                blocks.append(out)
             features.append(out)
         embedding = self.pool(out).flatten(1)
-        return ModelOutput(self.fc(embedding), features, embedding, out)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 class ShuffleV2Unit(nn.Module):
@@ -142,12 +144,14 @@ class ShuffleNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.stem(x))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for unit in stage:
+                out = unit(out)
+                blocks.append(out)
             features.append(out)
         embedding = self.pool(torch.relu(self.head(out))).flatten(1)
-        return ModelOutput(self.fc(embedding), features, embedding, out)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 @MODELS.register("shufflenetv1")

@@ -15,6 +15,7 @@ with the three maps of a WRN / ResNet (every VGG pair of the AMD paper) that is 
 smaller one, so WRN's 32/16/8 maps pair with VGG's 16/8/4. ``last_map`` is block 4's
 output (RepDistiller's ``feat[-2]``, what SP uses; 512×4×4 on CIFAR as block 3's, but a
 different tensor) and ``embedding`` its global average (512), what the classifier sees.
+``block_features``: every conv layer's output after its ReLU but the first (vgg8: 4).
 
 Usage::
 
@@ -60,16 +61,19 @@ class VGG(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: Tensor) -> ModelOutput:
-        features = []
+        features, convs = [], []
         for index, block in enumerate(self.blocks):
             # Halve before blocks 1-4, except a 4×4 map stays 4×4 (RepDistiller's CIFAR rule).
             if index > 0 and (index < 4 or min(x.shape[-2:]) > 4):
                 x = F.max_pool2d(x, 2, 2)
-            x = block(x)
+            for layer in block:
+                x = layer(x)
+                if isinstance(layer, nn.ReLU):
+                    convs.append(x)
             if index in FEATURE_BLOCKS:
                 features.append(x)
         embedding = self.pool(x).flatten(1)
-        return ModelOutput(self.classifier(embedding), features, embedding, x)
+        return ModelOutput(self.classifier(embedding), features, embedding, x, convs[1:])
 
 
 def _register(depth: int) -> None:
