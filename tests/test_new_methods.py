@@ -440,3 +440,126 @@ def test_afd_from_model_outputs_wrn16_3_to_wrn16_1():
     assert terms["AFD"].item() == pytest.approx(want, rel=1e-5)
     terms["AFD"].backward()
     assert student.conv1.weight.grad.abs().sum() > 0
+
+
+# =========================================================================== AFDS
+# No official code was found for Wang et al., ICLR 2020; the reference is the paper's
+# attentive feature distillation, AFDS = Σ_l mean_b Σ_c ρ_lc ‖r_l(F_s)_c − F_t,c‖²,
+# ρ_l = softmax(W_l·GAP(F_t) + b_l), re-derived in float64 numpy with the method's weights.
+
+from kdtui.losses.afds import AFDSLoss, AFDSOptions  # noqa: E402
+
+
+def _np(t):
+    return t.detach().double().numpy()
+
+
+def ref_afds(method: AFDSLoss, student, teacher) -> float:
+    total = 0.0
+    for fs, ft, adapter, predictor in zip(student, teacher, method.adapters, method.predictors):
+        fs, ft = _np(fs), _np(ft)
+        h, w = min(fs.shape[2], ft.shape[2]), min(fs.shape[3], ft.shape[3])
+
+        def pool(f):
+            b, c, H, W = f.shape
+            return f.reshape(b, c, h, H // h, w, W // w).mean(axis=(3, 5))
+
+        fs, ft = pool(fs), pool(ft)
+        conv, bn = adapter
+        r = np.einsum("oc,bchw->bohw", _np(conv.weight)[:, :, 0, 0], fs)
+        if bn.training:  # batch statistics, biased variance
+            mean, var = r.mean(axis=(0, 2, 3), keepdims=True), r.var(axis=(0, 2, 3), keepdims=True)
+        else:
+            mean, var = _np(bn.running_mean)[None, :, None, None], _np(bn.running_var)[None, :, None, None]
+        r = (r - mean) / np.sqrt(var + bn.eps) * _np(bn.weight)[None, :, None, None] + _np(bn.bias)[None, :, None, None]
+        z = ft.mean(axis=(2, 3)) @ _np(predictor.weight).T + _np(predictor.bias)
+        rho = np.exp(z - z.max(axis=1, keepdims=True))
+        rho /= rho.sum(axis=1, keepdims=True)
+        total += float((rho * ((r - ft) ** 2).sum(axis=(2, 3))).sum(axis=1).mean())
+    return total
+
+
+AFDS_S = [(4, 3, 8, 8), (4, 5, 4, 4), (4, 6, 2, 2)]
+AFDS_T = [(4, 6, 4, 4), (4, 8, 4, 4), (4, 12, 2, 2)]
+
+
+def _afds_inputs(student, teacher) -> LossInputs:
+    return LossInputs(student_logits=torch.zeros(len(student[0]), 3), student_features=list(student),
+                      labels=torch.zeros(len(student[0]), dtype=torch.long),
+                      teacher_logits=torch.zeros(len(student[0]), 3), teacher_features=list(teacher))
+
+
+def test_afds_hand_example():
+    # One pair, 2 channels, 1×2 maps; adapter = identity conv + BN at its initial running
+    # statistics (eval: x / √(1 + 1e-5)); predictor W = 0, b = (0, ln 3) → ρ = (¼, ¾).
+    s = torch.tensor([[[[1.0, 2.0]], [[0.0, 1.0]]]])
+    t = torch.tensor([[[[1.0, 0.0]], [[3.0, 1.0]]]])
+    method = AFDSLoss(AFDSOptions())
+    method.setup([s], [t])
+    with torch.no_grad():
+        method.adapters[0][0].weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        method.predictors[0].weight.zero_()
+        method.predictors[0].bias.copy_(torch.tensor([0.0, math.log(3.0)]))
+    method.adapters.eval()
+    k = 1 / math.sqrt(1 + 1e-5)
+    d0 = (k - 1) ** 2 + (2 * k) ** 2
+    d1 = 3 ** 2 + (k - 1) ** 2
+    want = 0.25 * d0 + 0.75 * d1
+    assert want == pytest.approx(0.25 * 4 + 0.75 * 9, rel=1e-4)
+    assert method(_afds_inputs([s], [t]))["AFDS"].item() == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_afds_matches_the_papers_formula(seed):
+    g = torch.Generator().manual_seed(seed)
+    student = [torch.randn(*s, generator=g) for s in AFDS_S]
+    teacher = [torch.randn(*s, generator=g) for s in AFDS_T]
+    torch.manual_seed(seed)
+    method = AFDSLoss(AFDSOptions())
+    method.setup(student, teacher)
+    with torch.no_grad():
+        for p in method.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    got = method(_afds_inputs(student, teacher))["AFDS"]
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(ref_afds(method, student, teacher), rel=1e-5)
+    # layers: a subset of the pairs.
+    method = AFDSLoss(AFDSOptions(layers=[2]))
+    method.setup(student, teacher)
+    got = method(_afds_inputs(student, teacher))["AFDS"].item()
+    assert got == pytest.approx(ref_afds(method, student[2:], teacher[2:]), rel=1e-5)
+
+
+def test_afds_trains_its_parts_and_the_student_only():
+    student = [torch.randn(*s, requires_grad=True) for s in AFDS_S]
+    teacher = [torch.randn(*s, requires_grad=True) for s in AFDS_T]
+    method = AFDSLoss(AFDSOptions())
+    with pytest.raises(RuntimeError, match="setup"):
+        method(_afds_inputs(student, teacher))
+    method.setup(student, teacher)
+    method.setup(student, teacher)  # idempotent
+    method(_afds_inputs(student, teacher))["AFDS"].backward()
+    assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in student)
+    assert all(f.grad is None for f in teacher)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in method.parameters())
+    with pytest.raises(ValueError, match="built for"):
+        method.setup(student[:2] + [torch.randn(4, 7, 2, 2)], teacher)
+
+
+def test_afds_options_teacher_and_autocast():
+    opts = AFDSOptions()
+    assert (opts.weight, opts.layers) == (0.01, None)
+    assert LOSSES.get("afds") is AFDSLoss and AFDSLoss.needs_teacher
+    with pytest.raises(ConfigError, match="teacher"):
+        AFDSLoss(opts).setup([torch.randn(2, 3, 4, 4)], None)
+    with pytest.raises(ConfigError, match="more than once"):
+        AFDSLoss(AFDSOptions(layers=[0, 0]))
+    student = [torch.randn(*s) for s in AFDS_S]
+    teacher = [torch.randn(*s) for s in AFDS_T]
+    method = AFDSLoss(opts)
+    method.setup(student, teacher)
+    method.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = method(_afds_inputs([f.bfloat16() for f in student], [f.bfloat16() for f in teacher]))["AFDS"]
+    want = method(_afds_inputs([f.bfloat16().float() for f in student], [f.bfloat16().float() for f in teacher]))
+    assert got.dtype == torch.float32 and got.item() == want["AFDS"].item()

@@ -12,4 +12,4 @@ from kdtui.registry import Registry
 LOSSES = Registry("loss")
 
 # Importing the method modules fills the registry.
-from kdtui.losses import afd, amd, at, ce, dkd, fitnet, kd, lskd, pkt, rkd, sp  # noqa: E402,F401
+from kdtui.losses import afd, afds, amd, at, ce, dkd, fitnet, kd, lskd, pkt, rkd, sp  # noqa: E402,F401
