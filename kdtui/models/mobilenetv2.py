@@ -20,7 +20,7 @@ classifier sees. ``block_features``: every inverted residual's output (17).
 Usage::
 
     net = build_model("mobilenetv2", num_classes=100)
-    logits, (f16, f8, f4), embedding, f2 = net(images)   # 12×16×16, 16×8×8, 48×4×4
+    out = net(images)       # out.features: 12×16×16, 16×8×8, 48×4×4; out.last_map: 160×2×2
 """
 
 from __future__ import annotations

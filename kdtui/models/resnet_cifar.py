@@ -17,7 +17,7 @@ RepDistiller's ``preact=False`` maps): C×32×32, 2C×16×16, 4C×8×8 on a 32×
 Usage::
 
     net = build_model("resnet20", num_classes=10)
-    logits, (s1, s2, s3) = net(images)      # 16×32×32, 32×16×16, 64×8×8 for 32×32 images
+    s1, s2, s3 = net(images).features       # 16×32×32, 32×16×16, 64×8×8 for 32×32 images
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ every block's output (after its ReLU): 8, 16 and 16 maps.
 Usage::
 
     net = build_model("resnet34", num_classes=1000)
-    logits, (l1, l2, l3, l4) = net(images)  # 224×224 (or 64×64) images
+    l1, l2, l3, l4 = net(images).features   # 224×224 (or 64×64) images
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ feeding the head and also ``last_map``. ``embedding``: V1 pools the last map (96
 Usage::
 
     net = build_model("shufflenetv2", num_classes=100)
-    logits, (s1, s2, s3) = net(images)      # 116×16×16, 232×8×8, 464×4×4 for 32×32 images
+    s1, s2, s3 = net(images).features       # 116×16×16, 232×8×8, 464×4×4 for 32×32 images
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ different tensor) and ``embedding`` its global average (512), what the classifie
 Usage::
 
     net = build_model("vgg8", num_classes=100)
-    logits, (b1, b2, b3), embedding, b4 = net(images)   # 128×16×16, 256×8×8, 512×4×4
+    out = net(images)       # out.features: blocks 1-3, 128×16×16, 256×8×8, 512×4×4
 """
 
 from __future__ import annotations

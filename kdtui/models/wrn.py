@@ -7,7 +7,7 @@ so parameter counts match the papers (wrn_16_1: 175,066 for 10 classes).
 Usage::
 
     net = build_model("wrn_16_3", num_classes=10)
-    logits, (g1, g2, g3), embedding, last_map = net(images)
+    out = net(images)       # out.logits, out.features (g1, g2, g3), out.embedding, ...
 
 Features: the three group outputs, before the final BN-ReLU (RepDistiller's ``feat[1:-1]``
 with ``preact=False``): 16k×32×32, 32k×16×16, 64k×8×8 on a 32×32 input. ``last_map`` is
