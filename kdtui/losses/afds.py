@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, check_layers, pool_to_smaller, select_pairs
 from kdtui.schema import option
