@@ -131,16 +131,33 @@ def _feats(seed: int, shapes, requires_grad=False) -> list[torch.Tensor]:
 
 
 def _inputs(student_feats=(), teacher_feats=None, student_logits=None, teacher_logits=None,
-            labels=None, epoch=1) -> LossInputs:
+            labels=None, epoch=1, embeddings=None, last_maps=None) -> LossInputs:
+    """Unless given, each side's embedding is its last feature map averaged over H×W and
+    its last map before pooling is that map (as for a WRN)."""
     if student_logits is None:
         student_logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    student_feats = list(student_feats)
+    teacher_feats = list(teacher_feats) if teacher_feats is not None else None
+
+    def pooled(feats):
+        return feats[-1].mean(dim=(2, 3)) if feats else None
+
+    if embeddings is None:
+        embeddings = (pooled(student_feats), pooled(teacher_feats))
+    if last_maps is None:
+        last_maps = (student_feats[-1] if student_feats else None,
+                     teacher_feats[-1] if teacher_feats else None)
     return LossInputs(
         student_logits=student_logits,
-        student_features=list(student_feats),
+        student_features=student_feats,
         labels=labels if labels is not None else torch.tensor([0, 1]),
         teacher_logits=teacher_logits,
-        teacher_features=list(teacher_feats) if teacher_feats is not None else None,
+        teacher_features=teacher_feats,
         epoch=epoch,
+        student_embedding=embeddings[0],
+        teacher_embedding=embeddings[1],
+        student_last_map=last_maps[0],
+        teacher_last_map=last_maps[1],
     )
 
 
@@ -235,18 +252,6 @@ def test_dkd_hand_example():
     assert method.combine(got).item() == pytest.approx(4 * (0.5 * tckd + 3 * nckd), rel=1e-5)
 
 
-def test_fitnet_hand_example():
-    # 1 → 2 channels, r(x) = (2x, −x + 1); student [1, 3] → (2, 6), (0, −2);
-    # teacher (2, 5), (1, −2): squared errors 0, 1, 1, 0 → mean 0.5.
-    s = [torch.tensor([[[[1.0, 3.0]]]])] * 2
-    t = [torch.tensor([[[[2.0, 5.0]], [[1.0, -2.0]]]])] * 2
-    method = _fitnet(s, t, bn=False)
-    with torch.no_grad():
-        method.regressor[0].weight.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1, 1))
-        method.regressor[0].bias.copy_(torch.tensor([0.0, 1.0]))
-    assert method(_inputs(s, t))["FitNet"].item() == pytest.approx(0.5, rel=1e-6)
-
-
 # --------------------------------------------------------------------------- golden: reference
 
 
@@ -266,10 +271,13 @@ def test_at_and_sp_match_reference(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_pkt_and_rkd_match_reference_on_pooled_last_map(seed):
+def test_pkt_and_rkd_match_reference_on_the_embeddings(seed):
+    """RepDistiller feeds PKT and RKD ``feat[-1]``, the vector the classifier sees
+    (train_student.py / helper/loops.py, commit b84f547c5db6a35318d4671d7d5c4de74c822403),
+    not a pooled stage map: the embeddings here differ from the pooled last maps."""
     student, teacher = _feats(seed, S_SHAPES), _feats(seed + 10, T_SHAPES)
-    es, et = student[-1].mean(dim=(2, 3)), teacher[-1].mean(dim=(2, 3))
-    inputs = _inputs(student, teacher)
+    es, et = _feats(seed + 30, [(4, 7), (4, 11)])
+    inputs = _inputs(student, teacher, embeddings=(es, et))
     assert PKTLoss(PKTOptions())(inputs)["PKT"].item() == pytest.approx(ref_pkt(es, et), rel=1e-4)
     d, a = ref_rkd(es, et)
     terms = RKDLoss(RKDOptions())(inputs)
@@ -281,6 +289,52 @@ def test_pkt_and_rkd_match_reference_on_pooled_last_map(seed):
     assert pkt_loss(es, et).item() == pytest.approx(ref_pkt(es, et), rel=1e-4)
     got = rkd_terms(es, et)
     assert (got["RKD_D"].item(), got["RKD_A"].item()) == pytest.approx(ref_rkd(es, et), rel=1e-5)
+
+
+def test_sp_default_is_the_last_map_before_pooling():
+    """RepDistiller's SP takes ``[feat[-2]]``: for VGG block 4 and for MobileNetV2 its 2×2
+    stage, which are not kdtui's features[-1]; ``layers`` still selects feature pairs."""
+    student, teacher = _feats(40, S_SHAPES), _feats(41, T_SHAPES)
+    last_s, last_t = _feats(42, [(4, 7, 2, 2), (4, 9, 4, 4)])
+    inputs = _inputs(student, teacher, last_maps=(last_s, last_t))
+    assert SPLoss(SPOptions())(inputs)["SP"].item() == pytest.approx(
+        ref_sp([last_s], [last_t]), rel=1e-5)
+    assert SPLoss(SPOptions(layers=[-1]))(inputs)["SP"].item() == pytest.approx(
+        ref_sp(student[-1:], teacher[-1:]), rel=1e-5)
+
+
+def test_pkt_rkd_and_sp_from_model_outputs():
+    """LossInputs.from_outputs carries each network's embedding and last map."""
+    from kdtui.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        t_out = build_model("vgg8", 10).eval()(x)
+    s_out = build_model("mobilenetv2", 10).eval()(x)
+    inputs = LossInputs.from_outputs(s_out, t_out, torch.tensor([0, 1, 2, 3]), epoch=3)
+    assert inputs.epoch == 3 and inputs.student_embedding is s_out.embedding
+    assert inputs.teacher_last_map is t_out.last_map and tuple(inputs.student_last_map.shape) == (4, 160, 2, 2)
+    assert PKTLoss(PKTOptions())(inputs)["PKT"].item() == pytest.approx(
+        ref_pkt(s_out.embedding, t_out.embedding), rel=1e-3)  # a ~5e-6 value, float32
+    assert SPLoss(SPOptions())(inputs)["SP"].item() == pytest.approx(
+        ref_sp([s_out.last_map], [t_out.last_map]), rel=1e-5)
+    no_teacher = LossInputs.from_outputs(s_out, None, torch.tensor([0, 1, 2, 3]))
+    assert no_teacher.teacher_embedding is None and no_teacher.teacher_last_map is None
+    for method in (PKTLoss(PKTOptions()), RKDLoss(RKDOptions()), SPLoss(SPOptions())):
+        with pytest.raises(ConfigError, match="teacher"):
+            method(no_teacher)
+
+
+def test_embedding_methods_say_when_a_network_gives_none():
+    student, teacher = _feats(43, S_SHAPES), _feats(44, T_SHAPES)
+    inputs = _inputs(student, teacher, teacher_logits=torch.zeros(2, 3),
+                     embeddings=(None, None), last_maps=(None, None))
+    for method in (PKTLoss(PKTOptions()), RKDLoss(RKDOptions())):
+        with pytest.raises(ConfigError, match="embedding"):
+            method(inputs)
+    with pytest.raises(ConfigError, match="last_map"):
+        SPLoss(SPOptions())(inputs)
 
 
 @pytest.mark.parametrize("tau", [1.0, 4.0])
@@ -321,28 +375,72 @@ def test_dkd_warms_up_linearly_like_mdistiller():
         assert terms["NCKD"].item() == pytest.approx(terms_full["NCKD"].item())  # terms unscaled
 
 
-def test_fitnet_matches_reference_with_different_channels_and_sizes():
-    # Student 8×8 vs teacher 4×4 at the hint layer: the student map is pooled, then regressed.
+class RepDistillerConvReg(torch.nn.Module):
+    """RepDistiller's ``ConvReg`` as it is (HobbitLong/RepDistiller, models/util.py,
+    commit b84f547c5db6a35318d4671d7d5c4de74c822403), the reference for kdtui's regressor."""
+
+    def __init__(self, s_shape, t_shape, use_relu=True):
+        super().__init__()
+        self.use_relu = use_relu
+        s_N, s_C, s_H, s_W = s_shape
+        t_N, t_C, t_H, t_W = t_shape
+        if s_H == 2 * t_H:
+            self.conv = torch.nn.Conv2d(s_C, t_C, kernel_size=3, stride=2, padding=1)
+        elif s_H * 2 == t_H:
+            self.conv = torch.nn.ConvTranspose2d(s_C, t_C, kernel_size=4, stride=2, padding=1)
+        elif s_H >= t_H:
+            self.conv = torch.nn.Conv2d(s_C, t_C, kernel_size=(1+s_H-t_H, 1+s_W-t_W))
+        else:
+            raise NotImplementedError('student size {}, teacher size {}'.format(s_H, t_H))
+        self.bn = torch.nn.BatchNorm2d(t_C)
+        self.relu = torch.nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.use_relu:
+            return self.relu(self.bn(x))
+        else:
+            return self.bn(x)
+
+
+# (student map, teacher map) at the hint layer: student larger (stride-2 conv), smaller
+# (transposed conv), equal (1×1 conv), larger by 2 rows/columns (3×3 conv, no padding).
+CONVREG_CASES = {
+    "student_twice": ((4, 5, 8, 8), (4, 8, 4, 4)),
+    "student_half": ((4, 5, 4, 4), (4, 8, 8, 8)),
+    "equal": ((4, 5, 4, 4), (4, 8, 4, 4)),
+    "student_larger": ((4, 5, 6, 6), (4, 8, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONVREG_CASES))
+def test_fitnet_regressor_is_repdistillers_convreg(case):
+    s_shape, t_shape = CONVREG_CASES[case]
     student, teacher = _feats(4, S_SHAPES), _feats(5, T_SHAPES)
-    student[1] = _feats(6, [(4, 5, 8, 8)])[0]
-    method = _fitnet(student, teacher, bn=False)
-    w = _np(method.regressor[0].weight)[:, :, 0, 0]  # 8×5
-    bias = _np(method.regressor[0].bias)
-    pooled = _block_pool(_np(student[1]), 4, 4)
-    pred = np.einsum("oc,bchw->bohw", w, pooled) + bias[None, :, None, None]
-    want = float(((pred - _np(teacher[1])) ** 2).mean())
-    assert method(_inputs(student, teacher))["FitNet"].item() == pytest.approx(want, rel=1e-5)
-    # Default bn=True: conv without bias, then training-mode BatchNorm (batch statistics).
+    student[1], teacher[1] = _feats(6, [s_shape, t_shape])
+    torch.manual_seed(0)
     method = _fitnet(student, teacher)
-    w = _np(method.regressor[0].weight)[:, :, 0, 0]
-    pred = np.einsum("oc,bchw->bohw", w, pooled)
-    mean, var = pred.mean(axis=(0, 2, 3), keepdims=True), pred.var(axis=(0, 2, 3), keepdims=True)
-    pred = (pred - mean) / np.sqrt(var + 1e-5)
-    want = float(((pred - _np(teacher[1])) ** 2).mean())
-    assert method(_inputs(student, teacher))["FitNet"].item() == pytest.approx(want, rel=1e-5)
-    # Teacher larger: the teacher map is pooled instead.
-    method = _fitnet(student, student[:1] + [_feats(7, [(4, 8, 16, 16)])[0]] + student[2:])
-    assert method.regressor[0].in_channels == 5 and method.regressor[0].out_channels == 8
+    reference = RepDistillerConvReg(s_shape, t_shape)
+    conv, bn, relu = method.regressor
+    assert type(conv) is type(reference.conv) and isinstance(bn, torch.nn.BatchNorm2d)
+    assert isinstance(relu, torch.nn.ReLU)
+    for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding"):
+        assert getattr(conv, attr) == getattr(reference.conv, attr), attr
+    assert conv.bias is not None
+    # Same weights: kdtui's Sequential (0: conv, 1: BN) against ConvReg's conv / bn.
+    state = {k.replace("0.", "conv.", 1).replace("1.", "bn.", 1): v
+             for k, v in method.regressor.state_dict().items()}
+    reference.load_state_dict(state)
+    want = torch.nn.functional.mse_loss(reference(student[1]), teacher[1])  # training-mode BN
+    got = method(_inputs(student, teacher))["FitNet"]
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_fitnet_refuses_sizes_convreg_cannot_map():
+    student, teacher = _feats(7, S_SHAPES), _feats(8, T_SHAPES)
+    student[1], teacher[1] = _feats(9, [(4, 5, 2, 2), (4, 8, 8, 8)])
+    with pytest.raises(ConfigError, match="2×2 and the teacher's 8×8"):
+        _fitnet(student, teacher)
 
 
 # --------------------------------------------------------------------------- zero loss
@@ -360,17 +458,6 @@ def test_identical_inputs_give_zero():
     y = torch.randint(0, 7, (5,))
     terms = dkd_terms(logits.clone().requires_grad_(True), logits, y)
     assert terms["TCKD"].item() == 0.0 and terms["NCKD"].item() == 0.0
-
-
-def test_fitnet_zero_only_with_identity_regressor():
-    feats = _feats(9, [(2, 4, 4, 4), (2, 4, 4, 4)])
-    method = _fitnet(feats, feats, layer=-1, bn=False)
-    # A freshly initialised regressor is not the identity: the loss is positive.
-    assert method(_inputs(feats, feats))["FitNet"].item() > 0
-    with torch.no_grad():
-        method.regressor[0].weight.copy_(torch.eye(4).view(4, 4, 1, 1))
-        method.regressor[0].bias.zero_()
-    assert method(_inputs(feats, feats))["FitNet"].item() == pytest.approx(0.0, abs=1e-12)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -407,12 +494,13 @@ def test_dkd_gradient_reaches_student_only():
 def test_fitnet_regressor_gets_gradients_and_is_a_parameter():
     student = _feats(12, S_SHAPES, requires_grad=True)
     teacher = _feats(13, T_SHAPES)
-    method = _fitnet(student, teacher, bn=True)
-    assert [type(m).__name__ for m in method.regressor] == ["Conv2d", "BatchNorm2d"]
-    assert method.regressor[0].bias is None  # BN has the bias
+    method = _fitnet(student, teacher)
+    assert [type(m).__name__ for m in method.regressor] == ["Conv2d", "BatchNorm2d", "ReLU"]
     assert method.regressor[0].in_channels == 5 and method.regressor[0].out_channels == 8
+    assert method.regressor[0].kernel_size == (1, 1)  # equal sizes: ConvReg's 1×1 conv
     params = dict(method.named_parameters())
-    assert set(params) == {"regressor.0.weight", "regressor.1.weight", "regressor.1.bias"}
+    assert set(params) == {"regressor.0.weight", "regressor.0.bias", "regressor.1.weight",
+                           "regressor.1.bias"}
     method(_inputs(student, teacher))["FitNet"].backward()
     for name, p in params.items():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
@@ -420,17 +508,16 @@ def test_fitnet_regressor_gets_gradients_and_is_a_parameter():
     objective = Objective({"fitnet": FitNetOptions()})
     assert not list(objective.parameters())  # before setup: nothing yet
     objective.methods["fitnet"].setup(student, teacher)
-    assert len(list(objective.parameters())) == 3  # conv weight, BN weight and bias
+    assert len(list(objective.parameters())) == 4  # conv weight and bias, BN weight and bias
 
 
-@pytest.mark.parametrize("bn", [False, True])
-def test_fitnet_state_dict_round_trip(bn, tmp_path):
+def test_fitnet_state_dict_round_trip(tmp_path):
     student, teacher = _feats(14, S_SHAPES), _feats(15, T_SHAPES)
     inputs = _inputs(student, teacher)
     torch.manual_seed(0)
-    trained = Objective({"fitnet": FitNetOptions(bn=bn)})
+    trained = Objective({"fitnet": FitNetOptions()})
     trained.methods["fitnet"].setup(student, teacher)
-    for _ in range(2):  # two SGD steps (BN, if any, also updates its running statistics)
+    for _ in range(2):  # two SGD steps (BN also updates its running statistics)
         trained.zero_grad()
         trained(inputs)[0].backward()
         with torch.no_grad():
@@ -441,7 +528,7 @@ def test_fitnet_state_dict_round_trip(bn, tmp_path):
     want = trained(inputs)[0].item()
 
     torch.manual_seed(1)  # a different initialisation, overwritten by the load
-    restored = Objective({"fitnet": FitNetOptions(bn=bn)})
+    restored = Objective({"fitnet": FitNetOptions()})
     with pytest.raises(RuntimeError):  # the keys exist only after setup
         restored.load_state_dict(torch.load(path, weights_only=True))
     restored.methods["fitnet"].setup(student, teacher)
@@ -459,7 +546,7 @@ def test_fitnet_setup_contract():
     regressor = method.regressor
     method.setup(student, teacher)  # idempotent for the same shapes
     assert method.regressor is regressor
-    with pytest.raises(ValueError, match="5→8"):
+    with pytest.raises(ValueError, match=r"\(5, 4, 4\), \(8, 4, 4\)"):
         method.setup(student, [torch.randn(4, 6, 4, 4)] * 3)
     with pytest.raises(ConfigError, match="teacher"):
         FitNetLoss(FitNetOptions()).setup(student, None)
@@ -480,9 +567,11 @@ def test_bf16_autocast_gives_float32_equal_to_float32():
     f32 = [f.float() for f in student], [f.float() for f in teacher]
     methods = {name: make(*f32) for name, make in FEATURE_METHODS.items()}
     methods["dkd"] = DKDLoss(DKDOptions())
+    emb = tuple(f[-1].mean(dim=(2, 3)) for f in (student, teacher))  # bf16, as a network's
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = {n: m(_inputs(student, teacher, ls, lt, y)) for n, m in methods.items()}
-    want = {n: m(_inputs(*f32, ls.float(), lt.float(), y)) for n, m in methods.items()}
+        got = {n: m(_inputs(student, teacher, ls, lt, y, embeddings=emb)) for n, m in methods.items()}
+    want = {n: m(_inputs(*f32, ls.float(), lt.float(), y, embeddings=tuple(e.float() for e in emb)))
+            for n, m in methods.items()}
     for name in methods:
         for k, v in got[name].items():
             assert v.dtype == torch.float32, (name, k)
@@ -527,8 +616,8 @@ def test_missing_teacher_and_mismatched_layers_raise():
 
 def test_options_defaults_and_validation():
     assert (ATOptions().weight, ATOptions().p, ATOptions().layers) == (1000.0, 2.0, None)
-    assert (SPOptions().weight, SPOptions().layers) == (3000.0, [-1])
-    assert (FitNetOptions().weight, FitNetOptions().layer, FitNetOptions().bn) == (100.0, 1, True)
+    assert (SPOptions().weight, SPOptions().layers) == (3000.0, None)
+    assert (FitNetOptions().weight, FitNetOptions().layer) == (100.0, 1)
     assert PKTOptions().weight == 30000.0
     r = RKDOptions()
     assert (r.weight, r.distance_weight, r.angle_weight) == (1.0, 25.0, 50.0)
@@ -540,7 +629,7 @@ def test_options_defaults_and_validation():
     bad = [
         ("at", {"weight": -1}), ("at", {"p": 0}), ("at", {"layers": "all"}), ("at", {"beta": 1}),
         ("sp", {"layers": []}), ("sp", {"layers": [1.5]}), ("fitnet", {"layer": "middle"}),
-        ("fitnet", {"bn": "yes"}), ("pkt", {"weight": -3}), ("rkd", {"angle_weight": -1}),
+        ("fitnet", {"bn": True}), ("pkt", {"weight": -3}), ("rkd", {"angle_weight": -1}),
         ("dkd", {"temperature": 0}), ("dkd", {"beta": -8}), ("dkd", {"alpha": "one"}),
     ]
     for name, data in bad:

@@ -48,8 +48,8 @@ def _ref_maps(qp: np.ndarray, m: float, s: float) -> dict[str, np.ndarray]:
 def _ref_terms(qs: np.ndarray, qt: np.ndarray, m: float, s: float) -> dict[str, float]:
     ms, mt = _ref_maps(qs, m, s), _ref_maps(qt, m, s)
 
-    def n(x):
-        return x / (np.sqrt((x**2).sum(axis=1, keepdims=True)) + 1e-6)
+    def n(x):  # F.normalize: x / max(‖x‖, 1e-12)
+        return x / np.maximum(np.sqrt((x**2).sum(axis=1, keepdims=True)), 1e-12)
 
     return {k: float(((n(ms[k]) - n(mt[k])) ** 2).mean()) for k in TERMS}
 
@@ -96,10 +96,6 @@ def _assert_close_ref(got: dict, want: dict) -> None:
 # normalised teacher map is (±½)·1. Student zp ≈ (64, −64·sin 31.5° ×3), zn ≈ (0, 64 ×3),
 # G ≈ (0, −97.44 ×3). Hence P = ((0.741450−½)² + 3(−0.387407−½)²)/4 = 0.605192 and
 # A = N = (¼ + 3(1/√3 − ½)²)/4 = 0.066987.
-# Local (each quadrant is one pixel, normalised to ±1 or ≈0): P_loc = (0+4+4+4)/4 = 3,
-# A_loc = (1+0+0+0)/4 = ¼ (the student's G ≈ −e⁻⁶⁴ normalises to ≈0), and N_loc = (1/65)²/4:
-# the student's top-left zn = 64·(1 − 1/(1+1e-6)) ≈ 6.4e-5 normalises to 6.4e-5/(6.4e-5 + 1e-6)
-# = 64/65, not 1 (the eps guard of n(·) at work).
 HAND_S = [torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])]
 HAND_T = [torch.ones(1, 1, 2, 2)]
 A_N_HAND = (0.25 + 3 * (1 / math.sqrt(3) - 0.5) ** 2) / 4
@@ -114,20 +110,12 @@ def test_amd_hand_example_global():
     _assert_close_ref(got, ref_amd(HAND_S, HAND_T))
 
 
-def test_amd_hand_example_local():
-    got = amd_terms(HAND_S, HAND_T, local=True)
-    assert got["P"].item() == pytest.approx(0.8 * 0.605192 + 0.2 * 3, abs=2e-5)
-    assert got["N"].item() == pytest.approx(0.8 * A_N_HAND + 0.2 * (1 / 65) ** 2 / 4, abs=2e-6)
-    assert got["A"].item() == pytest.approx(0.8 * A_N_HAND + 0.2 * 0.25, rel=1e-5)
-    _assert_close_ref(got, ref_amd(HAND_S, HAND_T, local=True))
-
-
 @pytest.mark.parametrize("local", [False, True])
 @pytest.mark.parametrize("margin,scale", [(1.35, 64.0), (1.0, 16.0), (2.0, 30.0)])
 def test_amd_matches_reference(local, margin, scale):
     # Two layer pairs, different channel counts (no adapter needed).
-    student = _feats(0, [(2, 3, 4, 4), (2, 4, 2, 2)])
-    teacher = _feats(1, [(2, 5, 4, 4), (2, 8, 2, 2)])
+    student = _feats(0, [(2, 3, 8, 8), (2, 4, 4, 4)])
+    teacher = _feats(1, [(2, 5, 8, 8), (2, 8, 4, 4)])
     got = amd_terms(student, teacher, margin=margin, scale=scale, local=local)
     _assert_close_ref(got, ref_amd(student, teacher, margin, scale, local))
 
@@ -139,6 +127,121 @@ def test_amd_averages_terms_over_layer_pairs():
     per_pair = [amd_terms([s], [t]) for s, t in zip(student, teacher)]
     for k in TERMS:
         assert got[k].item() == pytest.approx((per_pair[0][k] + per_pair[1][k]).item() / 2, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- AMD, authors' code
+
+# The authors' per-layer loss, transcribed in float64 from jeunsom/AMD_loss,
+# distiller_zoo/AMD.py (commit 7169f6297bde3ad4cfde6c69ca5ca66ba2a19a3a),
+# ``AngularPenaltyLoss.attention_map`` / ``.amdloss``: Qp = q / (‖q‖ + 1e-6),
+# zp = s·cos(m·acos(clamp(Qp, −1+1e-7, 1−1e-7))), zn = s·(1 − Qp),
+# G = zp − log(e^zp + e^zn), each row through ``F.normalize(·, p=2, dim=1)`` and
+# ``F.mse_loss`` between student and teacher. Their g+l function (``AngularPenaltyLoss4b``)
+# has defects the spec says not to copy; its structure (quadrants cut at int(H/2), int(W/2)
+# from the globally normalised map, 0.8·global + 0.2·mean of the four quadrants) is kept.
+
+
+def _authors_attention_map(fm: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    am = torch.sum(torch.pow(torch.abs(fm), 2), dim=1, keepdim=True)
+    norm = torch.norm(am, dim=(2, 3), keepdim=True)
+    return torch.div(am, norm + eps)
+
+
+def _authors_terms(wfs: torch.Tensor, wft: torch.Tensor, s: float, m: float) -> dict[str, float]:
+    eps = 1e-7
+    out = {}
+    sides = []
+    for w in (wfs, wft):
+        w = w.reshape(w.size(0), -1)
+        numerator = s * torch.cos(m * torch.acos(torch.clamp(w, -1.0 + eps, 1 - eps)))
+        excl = 1 - w
+        denominator = torch.exp(numerator) + torch.exp(s * excl)
+        sides.append({"A": numerator - torch.log(denominator), "P": torch.log(torch.exp(numerator)),
+                      "N": torch.log(torch.exp(s * excl))})
+    for k in TERMS:
+        a = torch.nn.functional.normalize(sides[0][k], p=2, dim=1)
+        b = torch.nn.functional.normalize(sides[1][k], p=2, dim=1)
+        out[k] = torch.nn.functional.mse_loss(a, b).item()
+    return out
+
+
+def authors_amd(fs: torch.Tensor, ft: torch.Tensor, s=64.0, m=1.35, local=False) -> dict[str, float]:
+    wfss, wftt = _authors_attention_map(fs.double()), _authors_attention_map(ft.double())
+    glob = _authors_terms(wfss, wftt, s, m)
+    if not local:
+        return glob
+    h, w = int(wfss.shape[2] / 2), int(wfss.shape[3] / 2)
+    cuts = [(slice(None, h), slice(None, w)), (slice(None, h), slice(w, None)),
+            (slice(h, None), slice(None, w)), (slice(h, None), slice(w, None))]
+    quads = [_authors_terms(wfss[:, :, r, c], wftt[:, :, r, c], s, m) for r, c in cuts]
+    return {k: 0.8 * glob[k] + 0.2 * sum(q[k] for q in quads) / 4.0 for k in TERMS}
+
+
+def dominant_cell_map(size: int, cell: tuple[int, int], channels: int, shift: int) -> torch.Tensor:
+    """B=2 maps: a weak background 0.05·(1 + (c + 2i + 3j + shift + b) mod 4), one cell at 5."""
+    b, c, i, j = torch.meshgrid(*(torch.arange(n) for n in (2, channels, size, size)), indexing="ij")
+    f = 0.05 * (1 + (c + 2 * i + 3 * j + shift + b) % 4).double()
+    f[:, :, cell[0], cell[1]] = 5.0
+    return f.float()
+
+
+# s = 64 is the paper's scale; s = 1e-3 makes every row of zp and zn small (‖zn‖ ≈ s·√(HW)),
+# where x / (‖x‖ + 1e-6) differs from F.normalize by ~1e-4 — kdtui's earlier normalisation.
+DOMINANT_CASES = [(size, False, s) for size in (2, 3) for s in (64.0, 1e-3)]
+DOMINANT_CASES += [(size, True, s) for size in (4, 5, 6, 7, 8) for s in (64.0, 1e-3)]
+
+
+@pytest.mark.parametrize("size,local,scale", DOMINANT_CASES)
+def test_amd_dominant_cell_matches_the_authors_code(size, local, scale):
+    student = dominant_cell_map(size, (0, 0), 3, shift=0)
+    teacher = dominant_cell_map(size, (size - 1, size // 2), 5, shift=1)
+    got = amd_terms([student], [teacher], scale=scale, local=local)
+    want = authors_amd(student, teacher, s=scale, local=local)
+    for k in TERMS:
+        assert got[k].item() == pytest.approx(want[k], abs=1e-6), k
+
+
+# Literal values of the authors' code (float64) on the dominant-cell maps above, so the
+# transcription itself is pinned: (size, local, scale) -> (A, P, N).
+DOMINANT_GOLDEN = {
+    (2, False, 64.0): (0.16662685, 0.63729902, 0.16663821),
+    (2, False, 1e-3): (4.1286168e-07, 0.63729902, 0.16663821),
+    (3, False, 64.0): (0.027784462, 0.16198112, 0.027782377),
+    (4, True, 64.0): (0.013366482, 0.08508906, 0.01336604),
+    (8, True, 1e-3): (2.4980128e-09, 0.0062295159, 0.00079371276),
+}
+
+
+@pytest.mark.parametrize("case", list(DOMINANT_GOLDEN))
+def test_amd_dominant_cell_golden_numbers(case):
+    size, local, scale = case
+    student = dominant_cell_map(size, (0, 0), 3, shift=0)
+    teacher = dominant_cell_map(size, (size - 1, size // 2), 5, shift=1)
+    want = authors_amd(student, teacher, s=scale, local=local)
+    got = amd_terms([student], [teacher], scale=scale, local=local)
+    for k, golden in zip(TERMS, DOMINANT_GOLDEN[case]):
+        assert want[k] == pytest.approx(golden, abs=1e-8), k
+        assert got[k].item() == pytest.approx(golden, abs=1e-6), k
+
+
+def test_amd_row_normalisation_is_f_normalize():
+    from kdtui.losses.amd import _row_normalise
+
+    x = torch.tensor([[3e-6, 4e-6], [3.0, 4.0], [0.0, 0.0]])
+    want = torch.nn.functional.normalize(x, dim=1)
+    assert torch.equal(_row_normalise(x), want)
+    assert _row_normalise(x)[0].tolist() == pytest.approx([0.6, 0.8], rel=1e-6)
+
+
+def test_amd_one_cell_maps_normalise_to_unit_rows():
+    """A 1×1 map: teacher zn = 64·(1 − 1/(1+1e-6)) ≈ 6.4e-5 normalises to 1, as the zero
+    student's zn = 64 does, so N = 0 (x / (‖x‖ + 1e-6) would give (1 − 64/65)² instead)."""
+    got = amd_terms([torch.zeros(1, 2, 1, 1)], [torch.ones(1, 3, 1, 1)])
+    want = authors_amd(torch.zeros(1, 2, 1, 1), torch.ones(1, 3, 1, 1))
+    assert want["N"] == pytest.approx(0.0, abs=1e-12)
+    assert got["N"].item() == pytest.approx(0.0, abs=1e-9)
+    assert got["P"].item() == pytest.approx(want["P"], abs=1e-6)
+    assert got["A"].item() == pytest.approx(want["A"], abs=1e-6)
 
 
 # --------------------------------------------------------------------------- AMD sanity
@@ -215,8 +318,8 @@ def test_amd_backward_under_autocast_from_a_conv():
 
 @pytest.mark.parametrize("local", [False, True])
 def test_amd_gradients_reach_student_only(local):
-    student = [f.requires_grad_(True) for f in _feats(8, [(2, 3, 4, 4), (2, 3, 2, 2)])]
-    teacher = [f.requires_grad_(True) for f in _feats(9, [(2, 5, 8, 8), (2, 5, 2, 2)])]
+    student = [f.requires_grad_(True) for f in _feats(8, [(2, 3, 4, 4), (2, 3, 4, 4)])]
+    teacher = [f.requires_grad_(True) for f in _feats(9, [(2, 5, 8, 8), (2, 5, 4, 4)])]
     terms = amd_terms(student, teacher, local=local)
     sum(terms.values()).backward()
     for f in student:
@@ -244,8 +347,8 @@ def test_amd_spatial_pooling_student_larger_teacher_larger_and_mixed():
 
 
 def test_amd_local_odd_sizes_use_integer_division_quadrants():
-    student = _feats(13, [(2, 3, 7, 7), (2, 3, 5, 3)])
-    teacher = _feats(14, [(2, 4, 7, 7), (2, 2, 5, 3)])
+    student = _feats(13, [(2, 3, 7, 7), (2, 3, 5, 9)])
+    teacher = _feats(14, [(2, 4, 7, 7), (2, 2, 5, 9)])
     got = amd_terms(student, teacher, local=True)
     _assert_close_ref(got, ref_amd(student, teacher, local=True))
     from kdtui.losses.amd import _quadrants
@@ -254,10 +357,31 @@ def test_amd_local_odd_sizes_use_integer_division_quadrants():
     assert sizes == [(3, 3), (3, 4), (4, 3), (4, 4)]
 
 
-def test_amd_local_needs_2x2_maps():
-    with pytest.raises(ConfigError, match="2×2"):
-        amd_terms([torch.randn(1, 2, 1, 4)], [torch.randn(1, 2, 1, 4)], local=True)
-    amd_terms([torch.randn(1, 2, 1, 4)], [torch.randn(1, 2, 1, 4)])  # global is fine
+@pytest.mark.parametrize("size", [(2, 2), (3, 3), (3, 8), (8, 2)])
+def test_amd_local_refuses_maps_smaller_than_4x4_naming_the_layer(size):
+    """g+l cuts 2×2 quadrants at least; a smaller map is a user error naming layer and size."""
+    h, w = size
+    student = _feats(20, [(1, 2, 8, 8), (1, 2, h, w)])
+    teacher = _feats(21, [(1, 3, 8, 8), (1, 3, h, w)])
+    with pytest.raises(ConfigError, match=rf"layer 1 is {h}×{w}\b.*at least 4×4|at least 4×4.*layer 1 is {h}×{w}\b"):
+        amd_terms(student, teacher, local=True)
+    amd_terms(student, teacher)  # global is fine
+
+
+def test_amd_local_size_error_names_the_sizes_before_pooling():
+    student = _feats(22, [(1, 2, 8, 8), (1, 2, 2, 2)])
+    teacher = _feats(23, [(1, 3, 16, 16), (1, 3, 8, 8)])
+    with pytest.raises(ConfigError, match=r"layer 1 is 2×2 \(student 2×2, teacher 8×8"):
+        amd_terms(student, teacher, local=True)
+
+
+def test_amd_method_local_refusal_is_raised_at_the_dry_run_evaluation():
+    """The trainer's dry loss evaluation (before the run folder exists) calls forward."""
+    student, teacher = _feats(24, [(2, 3, 8, 8), (2, 3, 2, 2)]), _feats(25, [(2, 4, 8, 8), (2, 4, 2, 2)])
+    method = LOSSES.get("amd")(AMDOptions(local=True))
+    method.setup(student, teacher)
+    with pytest.raises(ConfigError, match="layer 1 is 2×2"):
+        method(_inputs(student, teacher))
 
 
 def test_amd_unequal_or_empty_feature_lists_error():

@@ -80,10 +80,10 @@ def expected_features(name: str, s: int) -> list[tuple[int, int, int]]:
     if name.startswith("resnet"):
         c = 64 if name.endswith("x4") else 16
         return [(c, s, s), (2 * c, s // 2, s // 2), (4 * c, s // 4, s // 4)]
-    if name.startswith("vgg"):  # blocks 1, 2 and the last one, which stays at 4×4
-        return [(128, s // 2, s // 2), (256, s // 4, s // 4), (512, 4, 4)]
-    if name == "mobilenetv2":
-        return [(16, s // 4, s // 4), (48, s // 8, s // 8), (160, s // 16, s // 16)]
+    if name.startswith("vgg"):  # blocks 1, 2, 3
+        return [(128, s // 2, s // 2), (256, s // 4, s // 4), (512, s // 8, s // 8)]
+    if name == "mobilenetv2":  # stages 2, 3, 5 of the (t, c, n, s) table
+        return [(12, s // 2, s // 2), (16, s // 4, s // 4), (48, s // 8, s // 8)]
     widths = {"shufflenetv1": (240, 480, 960), "shufflenetv2": (116, 232, 464)}[name]
     return [(c, s // 2 ** (i + 1), s // 2 ** (i + 1)) for i, c in enumerate(widths)]
 
@@ -120,6 +120,95 @@ def test_forward_logits_and_features(name, size):
     assert isinstance(out, ModelOutput)
     assert out.logits.shape == (2, 7) and torch.isfinite(out.logits).all()
     assert [tuple(f.shape) for f in out.features] == [(2, *s) for s in expected_features(name, size)]
+
+
+# Every network's feature maps (C×H×W) for a 32×32 input, written out: RepDistiller's
+# ``model(x, is_feat=True)`` maps ``feat[1:-1]`` as its feature losses zip them with a
+# three-map partner (HobbitLong/RepDistiller, commit b84f547c5db6a35318d4671d7d5c4de74c822403:
+# models/wrn.py and resnet.py: the three group/layer outputs, preact=False; vgg.py: f1..f4
+# = blocks 1–4 after ReLU, so blocks 1–3; mobilenetv2.py: f1..f4 = blocks[1], [2], [4], [6],
+# so the 16×16, 8×8, 4×4 ones; ShuffleNetv1/v2.py: the three stage outputs). ``last_map``
+# is ``feat[-2]`` (SP) and ``embedding`` is ``feat[-1]`` (PKT, RKD).
+WRN_32 = {k: [(16 * k, 32, 32), (32 * k, 16, 16), (64 * k, 8, 8)] for k in (1, 2, 3, 8)}
+RESNET_32 = [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+VGG_32 = [(128, 16, 16), (256, 8, 8), (512, 4, 4)]
+FEATURES_32 = {
+    **{f"resnet{d}": RESNET_32 for d in (8, 14, 20, 26, 32, 44, 56, 110)},
+    "resnet8x4": [(64, 32, 32), (128, 16, 16), (256, 8, 8)],
+    "resnet32x4": [(64, 32, 32), (128, 16, 16), (256, 8, 8)],
+    **{f"vgg{d}": VGG_32 for d in (8, 11, 13, 16, 19)},
+    "mobilenetv2": [(12, 16, 16), (16, 8, 8), (48, 4, 4)],
+    "shufflenetv1": [(240, 16, 16), (480, 8, 8), (960, 4, 4)],
+    "shufflenetv2": [(116, 16, 16), (232, 8, 8), (464, 4, 4)],
+    "wrn_16_1": WRN_32[1], "wrn_16_2": WRN_32[2], "wrn_16_3": WRN_32[3], "wrn_16_8": WRN_32[8],
+    "wrn_28_1": WRN_32[1], "wrn_40_1": WRN_32[1], "wrn_40_2": WRN_32[2],
+    "resnet18": [(64, 8, 8), (128, 4, 4), (256, 2, 2), (512, 1, 1)],
+    "resnet34": [(64, 8, 8), (128, 4, 4), (256, 2, 2), (512, 1, 1)],
+    "resnet50": [(256, 8, 8), (512, 4, 4), (1024, 2, 2), (2048, 1, 1)],
+}
+# (last_map C×H×W, embedding size) for a 32×32 input where they are not features[-1] and C.
+LAST_32 = {"mobilenetv2": ((160, 2, 2), 1280), "shufflenetv2": ((464, 4, 4), 1024),
+           **{f"vgg{d}": ((512, 4, 4), 512) for d in (8, 11, 13, 16, 19)}}
+
+
+def test_feature_table_covers_every_network():
+    assert set(FEATURES_32) == set(MODELS.names())
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES_32))
+def test_feature_maps_for_32x32_inputs(name):
+    with torch.device("meta"), torch.no_grad():
+        out = build_model(name, 10).eval()(torch.empty(2, 3, 32, 32))
+    assert [tuple(f.shape[1:]) for f in out.features] == FEATURES_32[name]
+    last, dim = LAST_32.get(name, (FEATURES_32[name][-1], FEATURES_32[name][-1][0]))
+    assert tuple(out.last_map.shape[1:]) == last
+    assert tuple(out.embedding.shape) == (2, dim)
+
+
+def _outputs_of(net: torch.nn.Module, modules: list[torch.nn.Module], x: torch.Tensor):
+    seen: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, k=k: seen.__setitem__(k, o))
+             for k, m in enumerate(modules)]
+    with torch.no_grad():
+        out = net(x)
+    for hook in hooks:
+        hook.remove()
+    return out, [seen[k] for k in range(len(modules))]
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_vgg_features_are_blocks_1_to_3_and_last_map_block_4(size):
+    """At 32×32 blocks 3 and 4 are both 512×4×4: only the tensors tell them apart."""
+    torch.manual_seed(0)
+    net = build_model("vgg8", 10).eval()
+    # Each block's last module is its final ReLU: its output is the block's output.
+    out, blocks = _outputs_of(net, [b[-1] for b in net.blocks], torch.randn(2, 3, size, size))
+    assert all(torch.equal(f, b) for f, b in zip(out.features, blocks[1:4], strict=True))
+    assert torch.equal(out.last_map, blocks[4])
+    assert not torch.equal(out.features[-1], out.last_map)
+
+
+def test_mobilenetv2_features_are_stages_2_3_5_and_last_map_stage_7():
+    torch.manual_seed(0)
+    net = build_model("mobilenetv2", 10).eval()
+    out, stages = _outputs_of(net, [s[-1] for s in net.stages], torch.randn(2, 3, 32, 32))
+    assert all(torch.equal(f, s) for f, s in zip(out.features, [stages[1], stages[2], stages[4]], strict=True))
+    assert torch.equal(out.last_map, stages[6])
+
+
+@pytest.mark.parametrize("name", ["resnet8", "resnet8x4", "vgg8", "mobilenetv2", "shufflenetv1",
+                                  "shufflenetv2", "wrn_16_1", "resnet18"])
+def test_embedding_is_what_the_classifier_sees(name):
+    torch.manual_seed(0)
+    net = build_model(name, 10).eval()
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    seen = []
+    hook = linear.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 64 if name == "resnet18" else 32, 64 if name == "resnet18" else 32))
+    hook.remove()
+    assert torch.equal(out.embedding, seen[0]) and out.embedding.dim() == 2
+    assert torch.equal(linear(out.embedding), out.logits)
 
 
 @pytest.mark.parametrize("name", IMAGENET)

@@ -120,11 +120,8 @@ class Trainer:
             if self.teacher_needed or self.teacher is None:
                 outputs = self.student(images)
                 teacher_out = self.teacher(images) if self.teacher_needed else None
-                self.objective(LossInputs(
-                    student_logits=outputs.logits, student_features=outputs.features,
-                    labels=torch.zeros(2, dtype=torch.long, device=self.device),
-                    teacher_logits=teacher_out.logits if teacher_out is not None else None,
-                    teacher_features=teacher_out.features if teacher_out is not None else None))
+                self.objective(LossInputs.from_outputs(
+                    outputs, teacher_out, torch.zeros(2, dtype=torch.long, device=self.device)))
         self.student.train()
 
     # -- events -----------------------------------------------------------------------
@@ -281,13 +278,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 student_out = self.student(images)
                 teacher_out = self.teacher(images) if self.teacher_needed else None
-                total, terms = self.objective(LossInputs(
-                    student_logits=student_out.logits, student_features=student_out.features,
-                    labels=labels,
-                    teacher_logits=teacher_out.logits if teacher_out is not None else None,
-                    teacher_features=teacher_out.features if teacher_out is not None else None,
-                    epoch=epoch,
-                ))
+                total, terms = self.objective(
+                    LossInputs.from_outputs(student_out, teacher_out, labels, epoch=epoch))
             if cfg.nan_policy == "skip" and not torch.isfinite(total):
                 # One host sync per step, paid only by runs that ask to skip bad steps.
                 skipped += 1

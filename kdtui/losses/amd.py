@@ -7,8 +7,10 @@ code's g+l defects.
 For each student/teacher layer pair: attention map q = Σ_c F_c², positive map
 Qp = q / ‖q‖, negative map Qn = 1 − Qp, margin logits zp = s·cos(m·arccos Qp), zn = s·Qn,
 angular feature G = zp − logaddexp(zp, zn); the terms are MSEs between the row-normalised
-student and teacher maps: A (on G), P (on zp), N (on zn). Terms are averaged over pairs.
-AMD (g+l) mixes in the same terms on the four quadrants of Qp, global : local = 8 : 2.
+student and teacher maps (n(x) = x / max(‖x‖, 1e-12), ``F.normalize`` as in the authors'
+code): A (on G), P (on zp), N (on zn). Terms are averaged over pairs.
+AMD (g+l) mixes in the same terms on the four quadrants of Qp, global : local = 8 : 2; it
+needs every map to be at least 4×4 (2×2 quadrants) and says which layer is not.
 
 Usage::
 
@@ -33,7 +35,9 @@ from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pa
 from kdtui.schema import option
 
 TERMS = ("A", "P", "N")
-NORM_EPS = 1e-6  # guards ‖·‖ of an all-zero map (spec: eps ≈ 1e-6)
+NORM_EPS = 1e-6  # guards ‖q‖ of an all-zero attention map in Qp (spec: eps ≈ 1e-6)
+ROW_EPS = 1e-12  # n(x) = x / max(‖x‖, 1e-12): F.normalize, as the authors' code
+LOCAL_MIN_SIZE = 4  # g+l: each quadrant must be at least 2×2
 ACOS_EPS = 1e-7  # keeps arccos (and its gradient) finite at ±1 (spec: ε ≈ 1e-7)
 GLOBAL_WEIGHT, LOCAL_WEIGHT = 0.8, 0.2  # the paper's global : local = 8 : 2
 
@@ -61,7 +65,12 @@ def _angular_maps(qp_map: Tensor, margin: float, scale: float) -> dict[str, Tens
 
 
 def _row_normalise(x: Tensor) -> Tensor:
-    return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + NORM_EPS)
+    """n(x): each row over h·w divided by max(‖x‖, 1e-12), i.e. ``F.normalize(x, dim=1)``.
+
+    The authors' code normalises G, zp and zn this way; an added eps (x / (‖x‖ + 1e-6))
+    would shrink rows whose norm is small (small scale s, or a map with one cell).
+    """
+    return F.normalize(x, p=2.0, dim=1, eps=ROW_EPS)
 
 
 def _pair_terms(qs: Tensor, qt: Tensor, margin: float, scale: float) -> dict[str, Tensor]:
@@ -95,7 +104,9 @@ def amd_terms(
     ``student_feats[i]`` and ``teacher_feats[i]`` are B×C×H×W maps at matching depths;
     channel counts may differ, spatial sizes are pooled to the smaller one. With
     ``local=True`` each term is 0.8·global + 0.2·(mean over the four quadrants of the
-    globally normalised Qp). Gradient reaches the student features only.
+    globally normalised Qp); every (pooled) map must then be at least 4×4, else a
+    :class:`ConfigError` names the layer and its size. Gradient reaches the student
+    features only.
     """
     pairs = select_pairs("AMD", student_feats, teacher_feats, None)
 
@@ -113,6 +124,7 @@ def amd_terms(
                 raise ValueError(
                     f"AMD pair {index}: batch sizes differ ({fs.shape[0]} vs {ft.shape[0]})"
                 )
+            raw_sizes = (tuple(fs.shape[-2:]), tuple(ft.shape[-2:]))
             fs = fs.float()
             with torch.no_grad():
                 ft = ft.detach().float()
@@ -121,14 +133,22 @@ def amd_terms(
             with torch.no_grad():
                 qt = _positive_map(ft)
 
-            pair = _pair_terms(qs, qt, margin, scale)
             if local:
                 h, w = qs.shape[-2:]
-                if h < 2 or w < 2:
+                if h < LOCAL_MIN_SIZE or w < LOCAL_MIN_SIZE:
+                    size = f"{h}×{w}"
+                    if raw_sizes[0] != raw_sizes[1]:
+                        size += (f" (student {raw_sizes[0][0]}×{raw_sizes[0][1]}, teacher "
+                                 f"{raw_sizes[1][0]}×{raw_sizes[1][1]}, pooled to the smaller)")
                     raise ConfigError(
-                        f"AMD local (g+l) splits each map into 2×2 quadrants, but layer pair "
-                        f"{index} is only {h}×{w}: turn `local` off or use larger feature maps."
+                        f"amd.local: AMD g+l splits each feature map into four quadrants and "
+                        f"needs maps of at least {LOCAL_MIN_SIZE}×{LOCAL_MIN_SIZE}, but layer "
+                        f"{index} is {size}: set amd.local to false (global AMD) or use "
+                        f"networks whose feature maps are at least {LOCAL_MIN_SIZE}×"
+                        f"{LOCAL_MIN_SIZE} (larger input images)."
                     )
+            pair = _pair_terms(qs, qt, margin, scale)
+            if local:
                 quads = [
                     _pair_terms(q_s, q_t, margin, scale)
                     for q_s, q_t in zip(_quadrants(qs), _quadrants(qt))
@@ -154,7 +174,8 @@ class AMDOptions:
     )
     scale: float = option(64.0, help="scale s of the positive and negative logits", gt=0)
     local: bool = option(
-        False, help="AMD g+l: add the four-quadrant local term (global:local = 8:2)"
+        False, help="AMD g+l: add the four-quadrant local term (global:local = 8:2); "
+        "needs feature maps of at least 4×4"
     )
     terms: list[str] = option(
         ["A", "P", "N"],

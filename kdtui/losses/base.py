@@ -34,7 +34,11 @@ class LossInputs:
     """What one training step gives the loss methods.
 
     ``teacher_*`` are ``None`` when the run has no teacher; they were computed without
-    autograd, so no gradient can reach the teacher.
+    autograd, so no gradient can reach the teacher. ``*_embedding`` (B×D, the vector the
+    classifier sees), ``*_last_map`` (the last map before global pooling) and
+    ``*_block_features`` (one activated map per block, for AFD) are the networks'
+    :class:`~kdtui.models.base.ModelOutput` fields of the same names. Build it
+    from the two outputs with :meth:`from_outputs`.
     """
 
     student_logits: Tensor
@@ -43,6 +47,34 @@ class LossInputs:
     teacher_logits: Tensor | None = None
     teacher_features: list[Tensor] | None = None
     epoch: int = 1   # 1-based epoch being trained, for methods with a warm-up
+    student_embedding: Tensor | None = None
+    teacher_embedding: Tensor | None = None
+    student_last_map: Tensor | None = None
+    teacher_last_map: Tensor | None = None
+    student_block_features: list[Tensor] | None = None
+    teacher_block_features: list[Tensor] | None = None
+
+    @classmethod
+    def from_outputs(
+        cls, student: Any, teacher: Any | None, labels: Tensor, epoch: int = 1
+    ) -> "LossInputs":
+        """From the student's and (optional) teacher's ``ModelOutput``: every field."""
+        return cls(
+            student_logits=student.logits,
+            student_features=student.features,
+            labels=labels,
+            teacher_logits=None if teacher is None else teacher.logits,
+            teacher_features=None if teacher is None else teacher.features,
+            epoch=epoch,
+            student_embedding=getattr(student, "embedding", None),
+            teacher_embedding=None if teacher is None else getattr(teacher, "embedding", None),
+            student_last_map=getattr(student, "last_map", None),
+            teacher_last_map=None if teacher is None else getattr(teacher, "last_map", None),
+            student_block_features=getattr(student, "block_features", None),
+            teacher_block_features=(
+                None if teacher is None else getattr(teacher, "block_features", None)
+            ),
+        )
 
 
 class LossMethod(nn.Module):

@@ -7,10 +7,10 @@ mean over all B×B entries of p_t · log((p_t + eps) / (p_s + eps)), eps = 1e-7.
 authors' code as copied into RepDistiller's ``PKT.cosine_similarity_loss``; weight 30000
 is RepDistiller's β for PKT.
 
-Embedding: RepDistiller uses the network's penultimate vector (after the final BN-ReLU and
-global pooling). kdtui's models expose only the stage feature maps, so the embedding here
-is the last feature map globally average-pooled (B×C×H×W → B×C), without the final
-BN-ReLU; a 2-D last feature is used as it is.
+Embedding: the network's penultimate vector, what its classifier sees (after the final
+BN-ReLU where there is one, and global average pooling): ``ModelOutput.embedding``, given
+to the loss as ``LossInputs.student_embedding`` / ``teacher_embedding``. That is what
+RepDistiller feeds PKT (``feat_s[-1]``, ``feat_t[-1]``).
 
 Usage::
 
@@ -34,28 +34,27 @@ from kdtui.schema import option
 EPS = 1e-7  # the authors' eps, in both the normalisation and the log ratio
 
 
-def pooled_embedding(name: str, inputs: LossInputs) -> tuple[Tensor, Tensor]:
-    """The last student/teacher feature maps, globally average-pooled to B×C, in float32.
+def embeddings(name: str, inputs: LossInputs) -> tuple[Tensor, Tensor]:
+    """The student's and teacher's penultimate embeddings (B×D), float32, flattened.
 
     Call with autocast off. The teacher's embedding is detached.
     """
-    if inputs.teacher_features is None:
+    if inputs.teacher_logits is None and inputs.teacher_embedding is None:
         raise ConfigError(
             f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'."
         )
-    if not inputs.student_features or not inputs.teacher_features:
-        raise ConfigError(f"{name} needs the networks' feature maps; got an empty list.")
-    fs, ft = inputs.student_features[-1], inputs.teacher_features[-1]
-    if fs.shape[0] != ft.shape[0]:
-        raise ValueError(f"{name}: batch sizes differ ({fs.shape[0]} vs {ft.shape[0]})")
-
-    def embed(f: Tensor) -> Tensor:
-        f = f.float()
-        return f.mean(dim=(2, 3)) if f.dim() == 4 else f.flatten(1)
-
+    es, et = inputs.student_embedding, inputs.teacher_embedding
+    if es is None or et is None:
+        raise ConfigError(
+            f"{name} compares the networks' penultimate embeddings, but the "
+            f"{'student' if es is None else 'teacher'} gives none: its architecture must "
+            f"return ModelOutput.embedding (every built-in network does)."
+        )
+    if es.shape[0] != et.shape[0]:
+        raise ValueError(f"{name}: batch sizes differ ({es.shape[0]} vs {et.shape[0]})")
     with torch.no_grad():
-        et = embed(ft.detach())
-    return embed(fs), et
+        et = et.detach().float().flatten(1)
+    return es.float().flatten(1), et
 
 
 def _conditional_probabilities(x: Tensor) -> Tensor:
@@ -87,5 +86,5 @@ class PKTLoss(LossMethod):
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         with torch.autocast(device_type=inputs.student_logits.device.type, enabled=False):
-            es, et = pooled_embedding("pkt", inputs)
+            es, et = embeddings("pkt", inputs)
             return {"PKT": pkt_loss(es, et)}

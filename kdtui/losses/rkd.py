@@ -12,9 +12,9 @@ Checked against RepDistiller's ``RKDLoss`` (w_d = 25, w_a = 50 there and here); 
 gives w_d·RKD_D + w_a·RKD_A, which the method's ``weight`` (default 1) multiplies. With
 fewer than two samples there is no relation to compare and both terms are 0.
 
-Embedding: the last feature map globally average-pooled, as for PKT (see
-:func:`kdtui.losses.pkt.pooled_embedding`); RepDistiller uses the penultimate vector after
-the final BN-ReLU, which kdtui's models do not expose.
+Embedding: the networks' penultimate vectors (``LossInputs.student_embedding`` /
+``teacher_embedding``, what the classifier sees), as RepDistiller feeds RKD (``feat[-1]``);
+see :func:`kdtui.losses.pkt.embeddings`.
 
 Usage::
 
@@ -34,7 +34,7 @@ from torch import Tensor
 from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod
-from kdtui.losses.pkt import pooled_embedding
+from kdtui.losses.pkt import embeddings
 from kdtui.schema import option
 
 PDIST_EPS = 1e-12
@@ -103,7 +103,7 @@ class RKDLoss(LossMethod):
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         with torch.autocast(device_type=inputs.student_logits.device.type, enabled=False):
-            es, et = pooled_embedding("rkd", inputs)
+            es, et = embeddings("rkd", inputs)
             return rkd_terms(es, et)
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:

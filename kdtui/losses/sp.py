@@ -1,16 +1,19 @@
 """Similarity-Preserving distillation (Tung & Mori, ICCV 2019, arXiv 1907.09682).
 
 For a student/teacher feature pair flattened to B×D (D may differ between the two):
-G = normalize(f fᵀ) row-wise (B×B), and the loss is ‖G_s − G_t‖_F² / B². The term SP is
-the sum over the chosen pairs; by default only the last feature map (``layers: [-1]``),
-which is what RepDistiller feeds it for WRN (the output of the last residual group, before
-the final BN-ReLU), with weight γ = 3000. Formula checked against RepDistiller's
-``Similarity`` ("verified by original author").
+G = normalize(f fᵀ) row-wise (B×B), and the loss is ‖G_s − G_t‖_F² / B². By default
+(``layers: null``) the pair is the networks' last feature maps before global pooling
+(``LossInputs.student_last_map`` / ``teacher_last_map``): what RepDistiller feeds it
+(``[feat_s[-2]]``, ``[feat_t[-2]]``) — for WRN the last group's output before the final
+BN-ReLU, for VGG block 4, for MobileNetV2 its last (2×2 on CIFAR) stage — with weight
+γ = 3000. ``layers: [i, ...]`` uses those feature-map pairs instead, and the term SP is
+the sum over them. Formula checked against RepDistiller's ``Similarity`` ("verified by
+original author").
 
 Usage::
 
     value = sp_loss(student_feats, teacher_feats)
-    method = LOSSES.get("sp")(SPOptions(weight=3000.0, layers=[-1]))
+    method = LOSSES.get("sp")(SPOptions(weight=3000.0))          # last maps before pooling
     terms = method(inputs)          # {"SP": tensor}
 """
 
@@ -23,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kdtui.errors import ConfigError
 from kdtui.losses import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, check_layers, select_pairs
 from kdtui.schema import option
@@ -58,8 +62,11 @@ def sp_loss(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) ->
 @dataclass
 class SPOptions:
     weight: float = option(3000.0, help="weight γ of similarity-preserving distillation", ge=0)
-    layers: list[int] = option(
-        [-1], help="indices of the feature-map pairs to compare (default: the last)", nonempty=True
+    layers: list[int] | None = option(
+        None,
+        help="indices of the feature-map pairs to compare; null: the last map before pooling "
+        "(RepDistiller's feat[-2])",
+        nonempty=True,
     )
 
 
@@ -73,6 +80,19 @@ class SPLoss(LossMethod):
         check_layers("sp", options.layers)
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
+        if self.options.layers is None:
+            if inputs.teacher_features is None and inputs.teacher_last_map is None:
+                raise ConfigError(
+                    "Loss 'sp' needs a teacher, but the run has none: add a teacher or drop 'sp'."
+                )
+            fs, ft = inputs.student_last_map, inputs.teacher_last_map
+            if fs is None or ft is None:
+                raise ConfigError(
+                    f"sp compares the networks' last feature maps before pooling, but the "
+                    f"{'student' if fs is None else 'teacher'} gives none (ModelOutput.last_map; "
+                    f"every built-in network does): set sp.layers, e.g. [-1]."
+                )
+            return {"SP": sp_loss([fs], [ft])}
         pairs = select_pairs(
             "sp", inputs.student_features, inputs.teacher_features, self.options.layers
         )

@@ -4,7 +4,7 @@ Usage::
 
     from kdtui.models import build_model
     net = build_model("wrn_16_1", num_classes=10)
-    logits, features = net(torch.randn(8, 3, 32, 32))
+    out = net(torch.randn(8, 3, 32, 32))    # out.logits, out.features, out.embedding, ...
 """
 
 from __future__ import annotations

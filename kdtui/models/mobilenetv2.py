@@ -8,16 +8,19 @@ a 1×1 expansion conv. 812,836 parameters for 100 classes (RepDistiller's 0.81M)
 for 10 classes, inside the AMD paper's 0.6–0.8M. Registered as ``mobilenetv2`` only: it
 *is* the half-width net, so there is no separate ``mobilenetv2_half``.
 
-Features: the outputs of the last inverted residual at each of the three deepest
-resolutions (stage 3, stage 5, stage 7; linear bottlenecks, no ReLU) — at 32×32 input
-16×8×8, 48×4×4, 160×2×2. Three maps, like the CIFAR ResNets / WRNs it is paired with,
-the last being the map the head works on; AMD and AT pool a pair's larger map to the
-smaller one (resnet26's 32/16/8 to 8/4/2).
+Features: RepDistiller's ``feat[1:-1]`` are the outputs of stages 2, 3, 5 and 7 (linear
+bottlenecks, no ReLU) — at 32×32 input 12×16×16, 16×8×8, 48×4×4, 160×2×2 — and its
+feature losses zip them with the partner's maps: with the three maps of a ResNet / WRN
+(the AMD paper's MobileNetV2 → ResNet26) that is the first three, which kdtui exposes:
+12×16×16, 16×8×8, 48×4×4 (AMD and AT pool resnet26's 32/16/8 to 16/8/4). ``last_map`` is
+stage 7's output (RepDistiller's ``feat[-2]``, what SP uses; 160×2×2 on CIFAR) and
+``embedding`` the 1280-d global average of the 1×1 head conv's BN-ReLU output, what the
+classifier sees. ``block_features``: every inverted residual's output (17).
 
 Usage::
 
     net = build_model("mobilenetv2", num_classes=100)
-    logits, (f8, f4, f2) = net(images)      # 16×8×8, 48×4×4, 160×2×2 for 32×32 images
+    out = net(images)       # out.features: 12×16×16, 16×8×8, 48×4×4; out.last_map: 160×2×2
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from kdtui.models.resnet_cifar import kaiming_init
 # expansion t, channels c, blocks n, first stride s (the paper's table; CIFAR keeps all of it).
 STAGES = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1)]
-FEATURE_STAGES = (2, 4, 6)
+FEATURE_STAGES = (1, 2, 4)  # 0-based: the table's stages 2, 3 and 5
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1,
@@ -83,13 +86,15 @@ class MobileNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = self.stem(x)
-        features = []
+        features, blocks = [], []
         for index, stage in enumerate(self.stages):
-            out = stage(out)
+            for block in stage:
+                out = block(out)
+                blocks.append(out)
             if index in FEATURE_STAGES:
                 features.append(out)
-        out = self.pool(self.head(out)).flatten(1)
-        return ModelOutput(self.classifier(out), features)
+        embedding = self.pool(self.head(out)).flatten(1)
+        return ModelOutput(self.classifier(embedding), features, embedding, out, blocks)
 
 
 @MODELS.register("mobilenetv2")

@@ -11,11 +11,13 @@ classes (the paper's 0.27M; the zero-padding shortcuts of option A would give 26
 
 Features: the three stage outputs after their final ReLU (what the next stage sees;
 RepDistiller's ``preact=False`` maps): C×32×32, 2C×16×16, 4C×8×8 on a 32×32 input.
+``last_map`` is the third; ``embedding`` is it globally average-pooled (4C).
+``block_features``: every block's output (after its ReLU), 3n maps — the AFD code's.
 
 Usage::
 
     net = build_model("resnet20", num_classes=10)
-    logits, (s1, s2, s3) = net(images)      # 16×32×32, 32×16×16, 64×8×8 for 32×32 images
+    s1, s2, s3 = net(images).features       # 16×32×32, 32×16×16, 64×8×8 for 32×32 images
 """
 
 from __future__ import annotations
@@ -83,11 +85,14 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.bn1(self.conv1(x)))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for block in stage:
+                out = block(out)
+                blocks.append(out)
             features.append(out)
-        return ModelOutput(self.fc(self.pool(out).flatten(1)), features)
+        embedding = self.pool(out).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:

@@ -8,12 +8,14 @@ network is built, not when the registry is filled (it costs seconds).
 
 Features: the four stage outputs layer1..layer4 — at 224×224 input 64×56×56, 128×28×28,
 256×14×14, 512×7×7 for resnet18/34 (×4 channels for resnet50). The stem's stride-2 conv
-and max-pool stay, so a 64×64 input gives 16, 8, 4, 2.
+and max-pool stay, so a 64×64 input gives 16, 8, 4, 2. ``last_map`` is layer4's output,
+``embedding`` it globally average-pooled (512, or 2048 for resnet50). ``block_features``:
+every block's output (after its ReLU): 8, 16 and 16 maps.
 
 Usage::
 
     net = build_model("resnet34", num_classes=1000)
-    logits, (l1, l2, l3, l4) = net(images)  # 224×224 (or 64×64) images
+    l1, l2, l3, l4 = net(images).features   # 224×224 (or 64×64) images
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ class ImageNetResNet(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        features = []
+        features, blocks = [], []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            out = layer(out)
+            for block in layer:
+                out = block(out)
+                blocks.append(out)
             features.append(out)
         # torchvision's avgpool is adaptive (1×1): any input size works.
-        return ModelOutput(self.fc(torch.flatten(self.avgpool(out), 1)), features)
+        embedding = torch.flatten(self.avgpool(out), 1)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 def _register(arch: str) -> None:

@@ -12,12 +12,14 @@ max-pool) and halve it at the start of each of three stages.
 
 Features: the three stage outputs (after the unit's final ReLU / channel shuffle), at
 32×32 input 240×16×16, 480×8×8, 960×4×4 (V1) and 116×16×16, 232×8×8, 464×4×4 (V2):
-three maps like the CIFAR ResNets / WRNs, the last one feeding the head.
+three maps like the CIFAR ResNets / WRNs (RepDistiller's ``feat[1:-1]``), the last one
+feeding the head and also ``last_map``. ``embedding``: V1 pools the last map (960), V2 the
+1×1 head conv's BN-ReLU output (1024). ``block_features``: every unit's output.
 
 Usage::
 
     net = build_model("shufflenetv2", num_classes=100)
-    logits, (s1, s2, s3) = net(images)      # 116×16×16, 232×8×8, 464×4×4 for 32×32 images
+    s1, s2, s3 = net(images).features       # 116×16×16, 232×8×8, 464×4×4 for 32×32 images
 """
 
 from __future__ import annotations
@@ -84,11 +86,14 @@ class ShuffleNetV1(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.stem(x))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for unit in stage:
+                out = unit(out)
+                blocks.append(out)
             features.append(out)
-        return ModelOutput(self.fc(self.pool(out).flatten(1)), features)
+        embedding = self.pool(out).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 class ShuffleV2Unit(nn.Module):
@@ -139,12 +144,14 @@ class ShuffleNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = torch.relu(self.stem(x))
-        features = []
+        features, blocks = [], []
         for stage in self.stages:
-            out = stage(out)
+            for unit in stage:
+                out = unit(out)
+                blocks.append(out)
             features.append(out)
-        out = self.pool(torch.relu(self.head(out))).flatten(1)
-        return ModelOutput(self.fc(out), features)
+        embedding = self.pool(torch.relu(self.head(out))).flatten(1)
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks)
 
 
 @MODELS.register("shufflenetv1")

@@ -7,19 +7,20 @@ so blocks 3 and 4 both work on 4×4 maps for CIFAR and on 8×8 / 4×4 for 64×64
 RepDistiller's ``vgg8`` (its name for ``vgg8_bn``) has 3,965,028 parameters for 100
 classes; vgg8 3.9M and vgg13 9.4M for 10 classes in the AMD paper.
 
-Features: the outputs (after ReLU) of block 1, block 2 and the last block — at 32×32
-input 128×16×16, 256×8×8, 512×4×4. That is the last block at each of the three deepest
-resolutions, so VGG gives the same number of maps (3) as the CIFAR ResNets / WRNs it is
-paired with, and the last map is the one the classifier pools, as for every network
-here (SP and similar methods use ``features[-1]``). Block 0 (32×32, one or two convs)
-and block 3 (same resolution as block 4 on CIFAR) are left out; on 64×64 inputs the same
-blocks give 32×32, 16×16, 4×4. AMD and AT pool the larger map of a pair to the smaller
-one, so WRN's 32/16/8 maps pair with VGG's 16/8/4.
+Features: the outputs (after ReLU) of blocks 1, 2 and 3 — at 32×32 input 128×16×16,
+256×8×8, 512×4×4; at 64×64 input 32×32, 16×16, 8×8. RepDistiller's ``is_feat=True`` gives
+``feat[1:-1]`` = blocks 1–4, and its feature losses zip them with the partner's maps:
+with the three maps of a WRN / ResNet (every VGG pair of the AMD paper) that is blocks
+1–3, so kdtui exposes those three. AMD and AT pool the larger map of a pair to the
+smaller one, so WRN's 32/16/8 maps pair with VGG's 16/8/4. ``last_map`` is block 4's
+output (RepDistiller's ``feat[-2]``, what SP uses; 512×4×4 on CIFAR as block 3's, but a
+different tensor) and ``embedding`` its global average (512), what the classifier sees.
+``block_features``: every conv layer's output after its ReLU but the first (vgg8: 4).
 
 Usage::
 
     net = build_model("vgg8", num_classes=100)
-    logits, (b1, b2, b4) = net(images)      # 128×16×16, 256×8×8, 512×4×4 for 32×32 images
+    out = net(images)       # out.features: blocks 1-3, 128×16×16, 256×8×8, 512×4×4
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ CONFIGS = {
     16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
     19: [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
 }
-FEATURE_BLOCKS = (1, 2, 4)
+FEATURE_BLOCKS = (1, 2, 3)
 
 
 def _block(in_channels: int, widths: list[int]) -> nn.Sequential:
@@ -60,15 +61,19 @@ class VGG(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: Tensor) -> ModelOutput:
-        features = []
+        features, convs = [], []
         for index, block in enumerate(self.blocks):
             # Halve before blocks 1-4, except a 4×4 map stays 4×4 (RepDistiller's CIFAR rule).
             if index > 0 and (index < 4 or min(x.shape[-2:]) > 4):
                 x = F.max_pool2d(x, 2, 2)
-            x = block(x)
+            for layer in block:
+                x = layer(x)
+                if isinstance(layer, nn.ReLU):
+                    convs.append(x)
             if index in FEATURE_BLOCKS:
                 features.append(x)
-        return ModelOutput(self.classifier(self.pool(x).flatten(1)), features)
+        embedding = self.pool(x).flatten(1)
+        return ModelOutput(self.classifier(embedding), features, embedding, x, convs[1:])
 
 
 def _register(depth: int) -> None:

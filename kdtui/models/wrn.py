@@ -7,7 +7,14 @@ so parameter counts match the papers (wrn_16_1: 175,066 for 10 classes).
 Usage::
 
     net = build_model("wrn_16_3", num_classes=10)
-    logits, (g1, g2, g3) = net(images)      # the three group outputs, pre-activation
+    out = net(images)       # out.logits, out.features (g1, g2, g3), out.embedding, ...
+
+Features: the three group outputs, before the final BN-ReLU (RepDistiller's ``feat[1:-1]``
+with ``preact=False``): 16k×32×32, 32k×16×16, 64k×8×8 on a 32×32 input. ``last_map`` is
+the third; ``embedding`` is it after the final BN-ReLU, globally average-pooled (64k).
+``block_features`` (3n maps, n per group at its shape): every block's input after that
+block's BN-ReLU but the first block's, and the final BN-ReLU output — the features of the
+AFD code (clovaai/attention-feature-distillation, models/wrn.py).
 """
 
 from __future__ import annotations
@@ -34,10 +41,14 @@ class PreActBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_input(x)[0]
+
+    def forward_with_input(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(output, the block's activated input relu(bn1(x)))."""
         pre = torch.relu(self.bn1(x))
         out = self.conv2(torch.relu(self.bn2(self.conv1(pre))))
         # A projection shortcut takes the activated input, as in the original WRN code.
-        return out + (x if self.shortcut is None else self.shortcut(pre))
+        return out + (x if self.shortcut is None else self.shortcut(pre)), pre
 
 
 class WideResNet(nn.Module):
@@ -76,12 +87,17 @@ class WideResNet(nn.Module):
 
     def forward(self, x: Tensor) -> ModelOutput:
         out = self.conv1(x)
-        features = []
+        features, blocks = [], []
         for group in self.groups:
-            out = group(out)
+            for block in group:
+                out, pre = block.forward_with_input(out)
+                blocks.append(pre)
             features.append(out)
-        out = self.pool(torch.relu(self.bn(out))).flatten(1)
-        return ModelOutput(self.fc(out), features)
+        activated = torch.relu(self.bn(out))
+        embedding = self.pool(activated).flatten(1)
+        # Every block's activated input but the first (the stem's output), then the final
+        # BN-ReLU output: the AFD code's features.
+        return ModelOutput(self.fc(embedding), features, embedding, out, blocks[1:] + [activated])
 
 
 @MODELS.register_family("wrn", r"wrn_(\d+)_(\d+)",
