@@ -9,9 +9,7 @@ Usage::
 
 from typing import Any
 
-from kdtui.registry import Registry
-
-LOSSES = Registry("loss")
+from kdtui.losses.registry import LOSSES
 
 
 def loss_label(name: str, options: Any) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, check_layers, pool_to_smaller, select_pairs
 from kdtui.schema import option
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdtui.errors import ConfigError
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pairs
 from kdtui.schema import option
 

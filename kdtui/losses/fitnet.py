@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdtui.errors import ConfigError
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, select_pairs
 from kdtui.schema import option
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, require_teacher_logits
 from kdtui.losses.kd import kd_divergence
 from kdtui.schema import option

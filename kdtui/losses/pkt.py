@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from kdtui.errors import ConfigError
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod
 from kdtui.schema import option
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdtui.errors import ConfigError
-from kdtui.losses import LOSSES
+from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod
 from kdtui.losses.pkt import embeddings
 from kdtui.schema import option

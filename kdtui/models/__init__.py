@@ -12,9 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from kdtui.models.base import ModelOutput, count_parameters
-from kdtui.registry import Registry
-
-MODELS = Registry("architecture")
+from kdtui.models.registry import MODELS
 
 from kdtui.models import wrn  # noqa: E402,F401  (fills MODELS)
 from kdtui.models import resnet_cifar, vgg, mobilenetv2, shufflenet, resnet_imagenet  # noqa: E402,F401

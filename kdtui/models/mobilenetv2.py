@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kdtui.models import MODELS
+from kdtui.models.registry import MODELS
 from kdtui.models.base import ModelOutput
 from kdtui.models.resnet_cifar import kaiming_init
 

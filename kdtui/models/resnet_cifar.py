@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kdtui.models import MODELS
+from kdtui.models.registry import MODELS
 from kdtui.models.base import ModelOutput
 
 

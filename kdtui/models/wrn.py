@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from kdtui.errors import ConfigError
-from kdtui.models import MODELS
+from kdtui.models.registry import MODELS
 from kdtui.models.base import ModelOutput
 
 
