@@ -74,6 +74,10 @@ class DataConfig:
     mean: list[float] | None = option(None, help="per-channel normalisation mean (default: the dataset's or computed)")
     std: list[float] | None = option(None, help="per-channel normalisation std", gt=0)
     crop_padding: int | None = option(None, help=_crop_padding_help(), ge=0)
+    mixup_alpha: float = option(0.0, help="Mixup of training batches: λ ~ Beta(α, α); 0 = off "
+                                "(the teacher sees the same mixed images)", ge=0)
+    cutmix_alpha: float = option(0.0, help="CutMix of training batches: λ ~ Beta(α, α); 0 = off "
+                                 "(with Mixup too, each batch uses one of them)", ge=0)
 
 
 @dataclass
@@ -118,6 +122,9 @@ class TrainConfig:
     # Only decides whether a run fails: a run that finished trained the same network for any limit.
     nan_skip_limit: int = option(10, help="with nan_policy skip: fail after this many skipped steps "
                                  "in one epoch", gt=0, affects_model=False)
+    deterministic: bool = option(False, help="deterministic algorithms only (same seed, same "
+                                 "numbers; slower on GPU); off: cudnn.benchmark picks the fastest "
+                                 "kernels", affects_model=False)
 
 
 @dataclass

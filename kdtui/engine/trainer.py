@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 import traceback
@@ -29,6 +30,7 @@ from kdtui.config import RunConfig
 from kdtui.data.base import DataBundle
 from kdtui import events as ev
 from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
+from kdtui.engine.mixing import mix_batch
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
 from kdtui.environment import collect_environment
@@ -70,6 +72,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def configure_determinism(deterministic: bool, device: torch.device) -> None:
+    """train.deterministic: deterministic kernels only (an op without one raises), cuDNN's
+    autotuner off. Otherwise cuDNN benchmarks its kernels once per shape and keeps the fastest
+    (CIFAR's fixed shapes make that pay), which makes GPU runs differ in the last digits."""
+    if deterministic and device.type == "cuda":
+        # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic and device.type == "cuda"
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, data: DataBundle, *, teacher: nn.Module | None,
                  teacher_id: str | None, sinks: list[ev.Sink],
@@ -84,6 +98,7 @@ class Trainer:
         self.teacher_id = teacher_id
         self.study = study
 
+        configure_determinism(cfg.train.deterministic, self.device)
         torch.manual_seed(cfg.train.seed)
         self.student = build_model(cfg.student.arch, data.num_classes).to(
             self.device, memory_format=torch.channels_last)
@@ -275,11 +290,18 @@ class Trainer:
             if self.stop_event.is_set():
                 self.log(f"stop requested during epoch {epoch}; the run resumes after epoch {epoch - 1}")
                 return False
+            mixed = mix_batch(images, labels, mixup_alpha=self.cfg.data.mixup_alpha,
+                              cutmix_alpha=self.cfg.data.cutmix_alpha, seed=cfg.seed,
+                              step=(epoch - 1) * self.steps_per_epoch + step)
+            mixed_labels, mix_weight = None, 1.0
+            if mixed is not None:
+                images, mixed_labels, mix_weight = mixed
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 student_out = self.student(images)
                 teacher_out = self.teacher(images) if self.teacher_needed else None
-                total, terms = self.objective(
-                    LossInputs.from_outputs(student_out, teacher_out, labels, epoch=epoch))
+                total, terms = self.objective(LossInputs.from_outputs(
+                    student_out, teacher_out, labels, epoch=epoch, mixed_labels=mixed_labels,
+                    mix_weight=mix_weight))
             if cfg.nan_policy == "skip" and not torch.isfinite(total):
                 # One host sync per step, paid only by runs that ask to skip bad steps.
                 skipped += 1

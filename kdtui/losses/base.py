@@ -53,10 +53,15 @@ class LossInputs:
     teacher_last_map: Tensor | None = None
     student_block_features: list[Tensor] | None = None
     teacher_block_features: list[Tensor] | None = None
+    # Mixup/CutMix: the batch mixes each image with the one whose label is mixed_labels;
+    # labels weigh mix_weight (λ) in the targets, mixed_labels 1 − λ.
+    mixed_labels: Tensor | None = None
+    mix_weight: float = 1.0
 
     @classmethod
     def from_outputs(
-        cls, student: Any, teacher: Any | None, labels: Tensor, epoch: int = 1
+        cls, student: Any, teacher: Any | None, labels: Tensor, epoch: int = 1,
+        mixed_labels: Tensor | None = None, mix_weight: float = 1.0,
     ) -> "LossInputs":
         """From the student's and (optional) teacher's ``ModelOutput``: every field."""
         return cls(
@@ -74,6 +79,8 @@ class LossInputs:
             teacher_block_features=(
                 None if teacher is None else getattr(teacher, "block_features", None)
             ),
+            mixed_labels=mixed_labels,
+            mix_weight=mix_weight,
         )
 
 

@@ -35,8 +35,10 @@ class CELoss(LossMethod):
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         logits = inputs.student_logits
         # float32 so the reported value does not depend on the autocast dtype.
+        smoothing = self.options.label_smoothing
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            loss = F.cross_entropy(
-                logits.float(), inputs.labels, label_smoothing=self.options.label_smoothing
-            )
+            loss = F.cross_entropy(logits.float(), inputs.labels, label_smoothing=smoothing)
+            if inputs.mixed_labels is not None:  # Mixup/CutMix: against the mixed targets
+                partner = F.cross_entropy(logits.float(), inputs.mixed_labels, label_smoothing=smoothing)
+                loss = inputs.mix_weight * loss + (1.0 - inputs.mix_weight) * partner
         return {"CE": loss}
