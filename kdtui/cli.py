@@ -25,6 +25,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
+from kdtui.cli_study import register as register_study_commands
 from kdtui.errors import KdtuiError
 
 app = typer.Typer(
@@ -221,12 +222,13 @@ def presets() -> None:
     from rich.table import Table
 
     from kdtui.presets import grouped_presets, presets_dir
+    from kdtui.study.spec import study_groups
 
     table = Table(title=f"presets in {escape(str(presets_dir()))}", title_justify="left")
     table.add_column("group", style="cyan")
     table.add_column("name", style="bold")
     table.add_column("description")
-    for index, (group, members) in enumerate(grouped_presets()):
+    for index, (group, members) in enumerate(grouped_presets() + study_groups()):
         if index:
             table.add_section()
         for row, preset in enumerate(members):
@@ -387,6 +389,9 @@ def runs_rm(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or fo
             raise typer.Exit(1)
         delete_run(root, run_dir)
     print(f"deleted {run_dir.id}")
+
+
+register_study_commands(app)  # kdtui sweep, kdtui table (kdtui/cli_study.py)
 
 
 def main() -> None:
