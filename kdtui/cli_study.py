@@ -119,7 +119,7 @@ def dry_run_listing(spec, plans, root: Path) -> str:  # noqa: ANN001
 
 
 def table(
-    runs: Optional[List[str]] = typer.Argument(None, metavar="[RUN]...", help="Run ids, names or folders."),
+    runs: Optional[List[str]] = typer.Argument(None, metavar="RUN", help="Run ids, names or folders."),
     study: Optional[str] = typer.Option(None, "--study", help="The runs of this study (its id)."),
     by: Optional[str] = typer.Option(None, "--by", help="Group by these config keys, comma-separated "
                                      "(default: the keys that vary, seeds excluded)."),
