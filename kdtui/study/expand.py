@@ -95,10 +95,8 @@ class StudyRun:
         return point_key(self.point)
 
     def study_record(self, study_id: str) -> dict[str, Any]:
-        record: dict[str, Any] = {"id": study_id, "point": dict(self.point), "index": self.index}
-        if self.reported is not None:
-            record["reported"] = self.reported.to_dict()
-        return record
+        reported = {"reported": self.reported.to_dict()} if self.reported is not None else {}
+        return {"id": study_id, "point": dict(self.point), "index": self.index, **reported}
 
 
 def point_key(point: Any) -> str:
