@@ -24,6 +24,7 @@ import typer
 from kdtui.cli_common import (RunsDirOption, StopOnSignal, fail, interactive, open_app,
                               open_group_screen, user_errors)
 from kdtui.cli_runs import runs_app
+from kdtui.cli_study import register as register_study_commands
 from kdtui.errors import KdtuiError
 
 app = typer.Typer(
@@ -131,12 +132,13 @@ def presets() -> None:
     from rich.table import Table
 
     from kdtui.presets import grouped_presets, presets_dir
+    from kdtui.study.spec import study_groups
 
     table = Table(title=f"presets in {escape(str(presets_dir()))}", title_justify="left")
     table.add_column("group", style="cyan")
     table.add_column("name", style="bold")
     table.add_column("description")
-    for index, (group, members) in enumerate(grouped_presets()):
+    for index, (group, members) in enumerate(grouped_presets() + study_groups()):
         if index:
             table.add_section()
         for row, preset in enumerate(members):
@@ -212,6 +214,9 @@ def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name o
             raise KdtuiError("kdtui watch needs a terminal; use `kdtui runs show "
                              f"{run_dir.id}` to print the run instead.")
         open_app(root, start="watch", run_ref=run_dir)
+
+
+register_study_commands(app)  # kdtui sweep, kdtui table (kdtui/cli_study.py)
 
 
 def main() -> None:

@@ -30,13 +30,13 @@ from kdtui.store.folders import (RUN_ID, RUN_NAME, RunDir, atomic_write_bytes, a
                                  runs_root)
 from kdtui.store.liveness import (RESUMABLE, effective_status, process_alive, process_start_ticks,
                                   training_lock, writer_alive)
-from kdtui.store.records import (EpochRecord, RunDescription, StepRecord, Summary, describe_config,
-                                 method_label)
+from kdtui.store.records import (EpochRecord, RunDescription, StepRecord, StudyRecord, Summary,
+                                 describe_config, method_label)
 from kdtui.store.writer import RunStoreWriter
 
 __all__ = [
     "RESUMABLE", "RUN_ID", "RUN_NAME", "EpochRecord", "RunDescription", "RunDir", "RunRow",
-    "RunStoreWriter", "StepRecord", "Summary", "atomic_write_bytes", "atomic_write_text",
+    "RunStoreWriter", "StepRecord", "StudyRecord", "Summary", "atomic_write_bytes", "atomic_write_text",
     "check_deletable", "check_resumable", "check_run_name", "create_run", "delete_run",
     "describe_config", "effective_status", "iter_runs", "list_run_rows", "method_label",
     "process_alive", "process_start_ticks", "read_jsonl", "read_run_row", "resolve_run",

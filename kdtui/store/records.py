@@ -135,6 +135,22 @@ class Summary(Record):
     def description(self) -> RunDescription | None:
         return RunDescription.from_dict(self.describe) if self.describe is not None else None
 
+    @property
+    def study_record(self) -> StudyRecord | None:
+        """The typed view of :attr:`study`; None for a run no study started."""
+        return StudyRecord.from_dict(self.study) if self.study is not None else None
+
+
+@dataclass
+class StudyRecord(Record):
+    """``summary.json``'s ``study``: which study started the run, and as which point."""
+
+    id: str | None = None
+    point: dict[str, Any] | None = None     # the point's values ("train.seed" included)
+    index: int | None = None                # the point's number in its study (1-based)
+    reported: dict[str, Any] | None = None  # the paper's number for the point, if the study gave one
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
 
 @dataclass
 class StepRecord(Record):
