@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from torch import Tensor
 
-Batches = Iterable[tuple[Tensor, Tensor]]
+Batches = Iterable[tuple[Tensor, ...]]
 
 
 @dataclass
@@ -26,6 +26,11 @@ class DataBundle:
     train_size: int
     test_size: int
     # (batch_size, epoch, device) -> batches; epoch seeds the shuffle so resumed runs match.
-    train_batches: Callable[[int, int, "object"], Batches]
+    # With with_indices=True each training batch is (images, labels, indices): the samples'
+    # positions in the training set (0 … train_size − 1), for methods with a per-sample
+    # memory (CRD).
+    train_batches: Callable[..., Batches]
     test_batches: Callable[[int, "object"], Batches]
     class_names: list[str]
+    # The training labels in index order (what `indices` point into); None if unknown.
+    train_labels: Tensor | None = None

@@ -23,6 +23,6 @@ def build_shapes(cfg: DataOptions, seed: int, info: DatasetInfo) -> DataBundle:
     return DataBundle(
         name=info.name, num_classes=len(CLASS_NAMES), image_size=train_x.shape[-1],
         train_size=len(train_y), test_size=len(test_y),
-        train_batches=train.train_batches, test_batches=test.test_batches,
+        train_batches=train.train_batches, test_batches=test.test_batches, train_labels=train.labels,
         class_names=list(CLASS_NAMES),
     )

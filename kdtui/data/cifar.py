@@ -88,5 +88,5 @@ def build_cifar(cfg: DataOptions, seed: int, spec: CifarSpec, info: DatasetInfo)
     return DataBundle(
         name=spec.name, num_classes=len(classes), image_size=train_x.shape[-1], train_size=len(train_y),
         test_size=len(test_y), train_batches=train.train_batches,
-        test_batches=test.test_batches, class_names=classes,
+        test_batches=test.test_batches, train_labels=train.labels, class_names=classes,
     )

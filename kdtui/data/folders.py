@@ -123,9 +123,9 @@ class ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
         path, label = self.samples[index]
-        return self.transform(open_rgb(path)), label
+        return self.transform(open_rgb(path)), label, index
 
 
 def open_rgb(path: Path):
@@ -203,19 +203,22 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
             num_workers=cfg.num_workers, generator=generator, pin_memory=device.type == "cuda",
             persistent_workers=False)
 
-    def train_batches(batch_size: int, epoch: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
-        for images, labels in loader(train_set, batch_size, True, epoch, device, True):
-            yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
-                   labels.to(device, non_blocking=True))
+    def train_batches(batch_size: int, epoch: int, device: torch.device,
+                      with_indices: bool = False) -> Iterator[tuple[Tensor, ...]]:
+        for images, labels, indices in loader(train_set, batch_size, True, epoch, device, True):
+            batch = (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                     labels.to(device, non_blocking=True))
+            yield (*batch, indices.to(device, non_blocking=True)) if with_indices else batch
 
     def test_batches(batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
-        for images, labels in loader(test_set, batch_size, False, 0, device, False):
+        for images, labels, _ in loader(test_set, batch_size, False, 0, device, False):
             yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                    labels.to(device, non_blocking=True))
 
     return DataBundle(name=layout.name, num_classes=len(classes), image_size=size,
                       train_size=len(train), test_size=len(test), train_batches=train_batches,
-                      test_batches=test_batches, class_names=classes)
+                      test_batches=test_batches, class_names=classes,
+                      train_labels=torch.tensor([label for _, label in train]))
 
 
 def _first_existing(root: Path, names: tuple[str, ...], layout: Layout) -> str:

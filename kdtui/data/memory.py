@@ -56,7 +56,8 @@ class InMemoryLoader:
             self._resident[device] = tuple(t.to(device) for t in (self.images, self.labels, self.mean, self.std))
         return self._resident[device]  # type: ignore[return-value]
 
-    def train_batches(self, batch_size: int, epoch: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_batches(self, batch_size: int, epoch: int, device: torch.device,
+                      with_indices: bool = False) -> Iterator[tuple[Tensor, ...]]:
         images_all, labels_all, mean, std = self.on(device)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.labels), generator=generator).to(device)
@@ -69,8 +70,8 @@ class InMemoryLoader:
             if self.augment:
                 # On the uint8 images, before normalising: the padding is black.
                 images = random_crop_flip(images, generator, self.padding)
-            images = normalise(images, mean, std)
-            yield images.contiguous(memory_format=torch.channels_last), labels_all[idx]
+            images = normalise(images, mean, std).contiguous(memory_format=torch.channels_last)
+            yield (images, labels_all[idx], idx) if with_indices else (images, labels_all[idx])
 
     def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
         images_all, labels_all, mean, std = self.on(device)

@@ -30,6 +30,16 @@ class Objective(nn.Module):
         for method in self.methods.values():
             method.setup(student_features, teacher_features)
 
+    def setup_data(self, inputs: LossInputs, train_labels: Tensor | None) -> None:
+        """Let methods size parts from the dry run's outputs or the training set (CRD)."""
+        for method in self.methods.values():
+            method.setup_data(inputs, train_labels)
+
+    @property
+    def needs_indices(self) -> bool:
+        """Whether a method needs the batches' training-set positions (LossInputs.indices)."""
+        return any(method.needs_indices for method in self.methods.values())
+
     def forward(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         total = inputs.student_logits.new_zeros((), dtype=torch.float32)
         terms: dict[str, Tensor] = {}

@@ -135,8 +135,10 @@ class Trainer:
             if self.teacher_needed or self.teacher is None:
                 outputs = self.student(images)
                 teacher_out = self.teacher(images) if self.teacher_needed else None
-                self.objective(LossInputs.from_outputs(
-                    outputs, teacher_out, torch.zeros(2, dtype=torch.long, device=self.device)))
+                dry = LossInputs.from_outputs(outputs, teacher_out,
+                                              torch.zeros(2, dtype=torch.long, device=self.device))
+                self.objective.setup_data(dry, self.data.train_labels)
+                self.objective(dry)
         self.student.train()
 
     # -- events -----------------------------------------------------------------------
@@ -285,8 +287,12 @@ class Trainer:
         first_bad: torch.Tensor | None = None
         epoch_start = time.time()
         step = 0
-        for step, (images, labels) in enumerate(
-                self.data.train_batches(cfg.batch_size, epoch, self.device), start=1):
+        with_indices = self.objective.needs_indices
+        for step, batch in enumerate(self.data.train_batches(
+                cfg.batch_size, epoch, self.device, **({"with_indices": True} if with_indices else {})),
+                start=1):
+            images, labels = batch[0], batch[1]
+            indices = batch[2] if with_indices else None
             if self.stop_event.is_set():
                 self.log(f"stop requested during epoch {epoch}; the run resumes after epoch {epoch - 1}")
                 return False
@@ -301,7 +307,7 @@ class Trainer:
                 teacher_out = self.teacher(images) if self.teacher_needed else None
                 total, terms = self.objective(LossInputs.from_outputs(
                     student_out, teacher_out, labels, epoch=epoch, mixed_labels=mixed_labels,
-                    mix_weight=mix_weight))
+                    mix_weight=mix_weight, indices=indices))
             if cfg.nan_policy == "skip" and not torch.isfinite(total):
                 # One host sync per step, paid only by runs that ask to skip bad steps.
                 skipped += 1

@@ -18,4 +18,4 @@ def loss_label(name: str, options: Any) -> str:
 
 
 # Importing the method modules fills the registry.
-from kdtui.losses import afd, afds, amd, at, ce, dkd, fitnet, kd, lskd, pkt, rkd, sp  # noqa: E402,F401
+from kdtui.losses import afd, afds, amd, at, ce, crd, dkd, fitnet, kd, lskd, pkt, rkd, sp  # noqa: E402,F401

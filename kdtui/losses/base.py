@@ -57,11 +57,14 @@ class LossInputs:
     # labels weigh mix_weight (λ) in the targets, mixed_labels 1 − λ.
     mixed_labels: Tensor | None = None
     mix_weight: float = 1.0
+    # The samples' positions in the training set, for methods that set needs_indices (CRD);
+    # None otherwise, and in the engine's dry run.
+    indices: Tensor | None = None
 
     @classmethod
     def from_outputs(
         cls, student: Any, teacher: Any | None, labels: Tensor, epoch: int = 1,
-        mixed_labels: Tensor | None = None, mix_weight: float = 1.0,
+        mixed_labels: Tensor | None = None, mix_weight: float = 1.0, indices: Tensor | None = None,
     ) -> "LossInputs":
         """From the student's and (optional) teacher's ``ModelOutput``: every field."""
         return cls(
@@ -81,6 +84,7 @@ class LossInputs:
             ),
             mixed_labels=mixed_labels,
             mix_weight=mix_weight,
+            indices=indices,
         )
 
 
@@ -89,6 +93,7 @@ class LossMethod(nn.Module):
 
     Options: ClassVar[type]
     needs_teacher: ClassVar[bool] = True
+    needs_indices: ClassVar[bool] = False   # wants LossInputs.indices (training-set positions)
 
     def __init__(self, options: Any) -> None:
         super().__init__()
@@ -118,6 +123,11 @@ class LossMethod(nn.Module):
         Must be idempotent for the same shapes. Most methods need nothing: the default
         does nothing.
         """
+
+    def setup_data(self, inputs: LossInputs, train_labels: Tensor | None) -> None:
+        """Optional, after :meth:`setup` and at the same moment: for parts sized by the dry
+        run's whole outputs (embeddings) or by the training set (CRD's memory bank, from
+        ``train_labels`` in index order). The default does nothing."""
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """The value this method's weight multiplies; by default the sum of its terms."""
