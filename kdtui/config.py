@@ -88,7 +88,8 @@ class StudentConfig:
 @dataclass
 class TeacherConfig:
     checkpoint: str = option(
-        "auto", help="'auto', a run id, or a checkpoint path (.pt) of the frozen teacher")
+        "auto", help="'auto', a run id, a checkpoint path (.pt), or torchvision:NAME (torchvision's "
+        "pretrained weights, e.g. torchvision:resnet34) of the frozen teacher")
     preset: str | None = option(
         None, help="with checkpoint 'auto': the preset whose newest finished run is the teacher")
     arch: str | None = option(

@@ -291,3 +291,36 @@ def test_a_teacher_trained_on_the_way_takes_only_the_model_independent_overrides
                  ("train.device", "cpu"), ("loss.kd.weight", 2.0), ("data.num_workers", 0))
     assert inherited(overrides) == (("data.root", "/data"), ("train.device", "cpu"),
                                     ("data.num_workers", 0))
+
+
+def test_torchvision_teacher_loads_from_the_cache_and_offline_is_a_clear_error(tmp_path, monkeypatch):
+    import torchvision
+
+    from kdtui.config import TeacherConfig
+    from kdtui.engine.teacher import find_teacher, load_teacher
+    from kdtui.errors import ConfigError, KdtuiError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+
+    def offline(url, dst, progress=True):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(KdtuiError) as missing:
+        find_teacher(TeacherConfig(checkpoint="torchvision:resnet18"), tmp_path)
+    message = str(missing.value)
+    assert str(cache) in message and "resnet18-f37072fd.pth" in message and "Network is unreachable" in message
+    # The file in torch's cache (as torchvision's download would leave it) loads, offline.
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), cache)
+    source = find_teacher(TeacherConfig(checkpoint="torchvision:resnet18"), tmp_path)
+    assert (source.arch, source.reference) == ("resnet18", "torchvision:resnet18.IMAGENET1K_V1")
+    teacher = load_teacher(source, 1000)
+    assert torch.equal(teacher.state_dict()["fc.weight"], reference.state_dict()["fc.weight"])
+    with pytest.raises(ConfigError, match="resnet18, torchvision:resnet34"):
+        find_teacher(TeacherConfig(checkpoint="torchvision:vgg11"), tmp_path)
+    with pytest.raises(ConfigError, match="teacher.arch"):
+        find_teacher(TeacherConfig(checkpoint="torchvision:resnet18", arch="resnet34"), tmp_path)

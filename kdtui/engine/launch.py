@@ -75,7 +75,8 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
         teacher = load_teacher(source, data.num_classes)
         teacher_id = source.run_id
         cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(
-            cfg.teacher, arch=source.arch, checkpoint=source.run_id or str(source.checkpoint)))
+            cfg.teacher, arch=source.arch,
+            checkpoint=source.run_id or source.reference or str(source.checkpoint)))
     return Prepared(cfg, data, teacher, teacher_id)
 
 

@@ -47,6 +47,7 @@ class TeacherSource:
     checkpoint: Path
     run_id: str | None
     best_test_acc: float | None = None   # as its run recorded it (None for a bare file)
+    reference: str | None = None         # how config.yaml names it, when not a run or a path
 
 
 def comparable(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -104,6 +105,8 @@ def find_teacher(cfg: TeacherConfig, root: Path,
     if ref == "auto":
         run = newest_finished_run(root, teacher_preset or {})
         return teacher_from_run(run) if run else None
+    if ref.startswith(TORCHVISION):
+        return torchvision_teacher(ref, cfg.arch)
     path = Path(ref).expanduser()
     if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file():
         if not cfg.arch:
@@ -113,7 +116,57 @@ def find_teacher(cfg: TeacherConfig, root: Path,
     if RUN_ID.fullmatch(ref) or path.is_dir():
         return teacher_from_run(resolve_run(root, ref))
     raise ConfigError(f"teacher.checkpoint: {ref!r} is neither 'auto', a run id "
-                      "(YYYYmmdd-HHMMSS-name) nor a checkpoint file (.pt/.pth).")
+                      "(YYYYmmdd-HHMMSS-name), torchvision:NAME nor a checkpoint file (.pt/.pth).")
+
+
+TORCHVISION = "torchvision:"
+
+
+def torchvision_teacher(ref: str, arch: str | None) -> TeacherSource:
+    """``torchvision:resnet34`` (the default weights) or ``torchvision:resnet34.IMAGENET1K_V1``:
+    torchvision's pretrained classifier, as the AMD authors distil ImageNet from. The file is
+    fetched into torch's usual cache (``$TORCH_HOME/hub/checkpoints``) once; offline, the error
+    names the file and where to put it."""
+    from torchvision.models import get_model_weights
+
+    from kdtui.models.resnet_imagenet import TORCHVISION_NETWORKS
+
+    name, _, variant = ref[len(TORCHVISION):].partition(".")
+    if name not in TORCHVISION_NETWORKS:
+        raise ConfigError(f"teacher.checkpoint: {ref!r}: kdtui loads torchvision's weights into its "
+                          "ImageNet ResNets only: torchvision:resnet18, torchvision:resnet34 or "
+                          "torchvision:resnet50.")
+    if arch not in (None, name):
+        raise ConfigError(f"teacher.arch: {arch} does not match the weights {ref!r}; set teacher.arch "
+                          f"to {name} or leave it out.")
+    weights_enum = get_model_weights(name)
+    try:
+        weights = weights_enum[variant] if variant else weights_enum.DEFAULT
+    except KeyError:
+        raise ConfigError(f"teacher.checkpoint: {ref!r}: torchvision has no weights {variant!r} for "
+                          f"{name}; it has {', '.join(w.name for w in weights_enum)}.") from None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not path.exists():
+        download_weights(weights.url, path, ref)
+    return TeacherSource(arch=name, checkpoint=path, run_id=None,
+                         reference=f"{TORCHVISION}{name}.{weights.name}")
+
+
+def download_weights(url: str, path: Path, ref: str) -> None:
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)  # an offline machine must fail, not hang
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except Exception as exc:  # URLError, timeouts, HTTP errors: many types
+        raise KdtuiError(f"teacher.checkpoint {ref}: the weights file {path} is not there and "
+                         f"downloading {url} failed ({exc}). On a machine with internet, fetch that "
+                         f"URL and copy the file to {path} (set TORCH_HOME to use another cache "
+                         "folder), then start again.") from None
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def load_teacher(source: TeacherSource, num_classes: int) -> nn.Module:

@@ -56,5 +56,8 @@ def _register(arch: str) -> None:
         return ImageNetResNet(arch, num_classes)
 
 
-for _arch in ("resnet18", "resnet34", "resnet50"):
+# kdtui's networks that are torchvision's own: its pretrained weights load into them.
+TORCHVISION_NETWORKS = ("resnet18", "resnet34", "resnet50")
+
+for _arch in TORCHVISION_NETWORKS:
     _register(_arch)
