@@ -1,19 +1,31 @@
 """Analysis of a trained run: metrics with known answers, V-measure against scikit-learn,
-t-SNE determinism, the AMD loss's own attention maps, half-block rendering."""
+t-SNE determinism, the AMD loss's own attention maps, half-block rendering, and `kdtui eval`
+/ `kdtui plot` on a tiny distilled run trained here on the built-in shapes data."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
 from kdtui.analysis.evaluate import (agreement, calibration, classification_report, confusion_matrix,
                                      nll, per_class_accuracy, topk_accuracy)
 from kdtui.analysis.features import stratified_indices, tsne_2d, v_measure
 from kdtui.analysis.maps import attention_maps, positive_negative
 from kdtui.analysis.render import VIRIDIS, map_cells
+from kdtui.cli import app
+from conftest import TINY_DATA, TINY_TRAIN
+
+runner = CliRunner()
 
 
 def test_ece_and_nll_of_hand_made_logits():
@@ -49,6 +61,7 @@ def test_topk_confusion_per_class_and_agreement_on_a_tiny_set():
     report = classification_report(logits, labels, list("abcdef"))
     assert report["top1"] == 25.0 and report["top5"] == 75.0 and report["n"] == 4
     assert report["per_class_acc"]["a"] == 50.0 and report["per_class_acc"]["d"] is None
+    json.dumps(report)  # plain Python values only
 
 
 def test_v_measure_equals_scikit_learn():
@@ -107,3 +120,80 @@ def test_a_2x2_map_renders_to_known_cell_colours():
     middle = map_cells(np.array([[0.0], [0.5], [1.0]]), low=0.0, high=1.0)
     assert len(middle) == 2 and tuple(middle[0].spans[0].style.bgcolor.triplet) == tuple(int(v) for v in VIRIDIS[4])
     assert middle[1].spans[0].style.bgcolor is None   # an odd row: no bottom pixel
+
+
+def test_help_and_training_modules_do_not_import_the_analysis_libraries():
+    code = ("import sys\nfrom kdtui.cli import app\nimport kdtui.engine.launch, kdtui.engine.trainer\n"
+            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('sklearn', 'matplotlib', 'pytorch_grad_cam', 'cv2') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**os.environ, "COLUMNS": "100"})
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny teacher and a KD + AMD(g+l) student distilled from it; returns the runs folder."""
+    folder = tmp_path_factory.mktemp("analysis")
+    presets = folder / "presets"
+    presets.mkdir()
+    train = {**TINY_TRAIN, "epochs": 1}
+    teacher = {"description": "t", "data": TINY_DATA, "student": {"arch": "wrn_10_1"},
+               "loss": {"ce": {"weight": 1.0}}, "train": train}
+    student = {"description": "s", "data": TINY_DATA, "student": {"arch": "wrn_10_1"},
+               "teacher": {"checkpoint": "auto", "preset": "tiny_teacher"},
+               "loss": {"ce": {"weight": 0.1}, "kd": {"weight": 0.9}, "amd": {"weight": 5000, "local": True}},
+               "train": train}
+    (presets / "tiny_teacher.yaml").write_text(yaml.safe_dump(teacher))
+    (presets / "tiny_student.yaml").write_text(yaml.safe_dump(student))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KDTUI_PRESETS_DIR", str(presets))
+        patch.setenv("KDTUI_DATA_DIR", str(folder / "data"))
+        result = runner.invoke(app, ["run", "tiny_student", "--headless", "--runs-dir", str(folder / "runs")])
+    assert result.exit_code == 0, result.output
+    return folder / "runs"
+
+
+def test_eval_json_on_a_distilled_run(distilled: Path):
+    from kdtui.store import resolve_run
+
+    result = runner.invoke(app, ["eval", "tiny_student", "--runs-dir", str(distilled), "--json",
+                                 "--save-logits", "--tsne", "--n", "40", "--maps", "--images", "2",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("top1", "top5", "nll", "ece", "per_class_acc", "confusion", "n", "teacher_agreement"):
+        assert key in report
+    assert report["n"] == TINY_DATA["test_size"] and report["checkpoint"] == "best"
+    assert report["teacher"]["arch"] == "wrn_10_1" and 0 <= report["teacher"]["top1"] <= 100
+    assert set(report["tsne"]) == {"student", "teacher"}
+    assert 0 <= report["tsne"]["student"]["v_tsne"] <= 1
+    run = resolve_run(distilled, "tiny_student")
+    assert json.loads((run.eval_dir / "eval.json").read_text()) == {k: v for k, v in report.items() if k != "tsne"}
+    saved = torch.load(run.eval_dir / "logits.pt", weights_only=True)
+    assert saved["logits"].shape == (TINY_DATA["test_size"], 10) and saved["logits"].dtype == torch.float32
+    top1 = 100.0 * (saved["logits"].argmax(1) == saved["labels"]).float().mean().item()
+    assert top1 == pytest.approx(report["top1"])
+    rows = (run.eval_dir / "tsne.csv").read_text().splitlines()
+    assert rows[0] == "x,y,label,pred,model,index" and len(rows) == 1 + 2 * 40
+    assert len(list((run.eval_dir / "maps").glob("image-*.png"))) == 2
+    maps = torch.load(run.eval_dir / "maps" / "maps.pt", weights_only=True)
+    assert maps["images"].shape == (2, 3, 32, 32) and len(maps["models"]["teacher"]["positive"]) == 3
+
+
+def test_eval_in_the_terminal_and_plots_from_the_cache(distilled: Path, tmp_path: Path):
+    result = runner.invoke(app, ["eval", "tiny_student", "--runs-dir", str(distilled), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "top-1" in result.output and "teacher wrn_10_1" in result.output and "reliability" in result.output
+    for what, suffix in (("curves", "pdf"), ("reliability", "svg"), ("tsne", "png"), ("maps", "pdf")):
+        out = tmp_path / f"{what}.{suffix}"
+        result = runner.invoke(app, ["plot", "tiny_student", "tiny_teacher", "--runs-dir", str(distilled),
+                                     "--what", what, "--out", str(out)] if what == "curves" else
+                               ["plot", "tiny_student", "--runs-dir", str(distilled), "--what", what,
+                                "--out", str(out), "--images", "2"])
+        assert result.exit_code == 0, result.output
+        head = out.read_bytes()[:8]
+        assert head.startswith({"pdf": b"%PDF", "png": b"\x89PNG", "svg": b"<?xml"}[suffix]), what
+    result = runner.invoke(app, ["plot", "tiny_student", "--runs-dir", str(distilled), "--what", "maps",
+                                 "--out", str(tmp_path / "x.jpg")])
+    assert result.exit_code == 2 and ".pdf, .png or .svg" in result.output
