@@ -197,3 +197,54 @@ def test_eval_in_the_terminal_and_plots_from_the_cache(distilled: Path, tmp_path
     result = runner.invoke(app, ["plot", "tiny_student", "--runs-dir", str(distilled), "--what", "maps",
                                  "--out", str(tmp_path / "x.jpg")])
     assert result.exit_code == 2 and ".pdf, .png or .svg" in result.output
+
+
+def test_the_analysis_screen_opens_from_the_runs_viewer_shows_the_cache_and_cancels(distilled: Path):
+    import asyncio
+    import time
+
+    from textual.widgets import Static
+
+    from kdtui.tui.app import KdtuiApp
+    from kdtui.tui.screens.analysis import AnalysisScreen
+
+    async def until(pilot, condition, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out waiting for the app"
+            await pilot.pause(0.05)
+
+    def text(screen, selector: str) -> str:
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=open(os.devnull, "w"))
+        console.print(screen.query_one(selector, Static).content)
+        return console.export_text()
+
+    async def main() -> None:
+        app = KdtuiApp(distilled, start="runs")
+        messages: list[str] = []
+        show = app.notify
+        app.notify = lambda message, *args, **kwargs: (messages.append(message), show(message, *args, **kwargs))
+        async with app.run_test(size=(140, 50)) as pilot:
+            await until(pilot, lambda: app.screen.table.highlighted() is not None)
+            await pilot.press("a")                       # the newest run: the student
+            screen = app.screen
+            assert isinstance(screen, AnalysisScreen) and screen.run.id.endswith("tiny_student")
+            await until(pilot, lambda: screen.shown.report is not None and screen.computing is None)
+            assert "top-1" in text(screen, "#analysis-numbers") and "teacher wrn_10_1" in text(screen, "#analysis-numbers")
+            assert "reliability" in text(screen, "#analysis-reliability")
+            screen.action_compute("tsne")                # and cancelled before its first test batch
+            screen.action_cancel()
+            await until(pilot, lambda: screen.computing is None)
+            assert "cancelled" in text(screen, "#analysis-status"), messages
+            await pilot.press("t")
+            await until(pilot, lambda: screen.computing is None)
+            assert "V " in text(screen, "#analysis-tsne") and "saved in" in text(screen, "#analysis-status")
+            await pilot.press("m")
+            await until(pilot, lambda: screen.computing is None)
+            assert "test image #" in text(screen, "#analysis-maps"), messages
+            await pilot.press("escape")
+            assert not isinstance(app.screen, AnalysisScreen)
+
+    asyncio.run(main())
