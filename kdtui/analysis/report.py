@@ -22,7 +22,7 @@ from kdtui.analysis.maps import MapSet
 from kdtui.analysis.render import (colormap, image_cells, legend, map_cells, reliability_cells,
                                    resize_nearest, half_blocks, scatter_cells, side_by_side)
 
-LABEL_WIDTH = 9
+LABEL_WIDTH = 8
 
 
 def _pct(value: Any) -> str:
