@@ -99,14 +99,16 @@ def _print_result(run, result) -> None:  # noqa: ANN001
     console.print(show.per_class_table(report))
     for line in show.reliability_lines(report, width=max(20, min(50, width - 45))):
         console.print(line, overflow="crop", no_wrap=True)
-    if result.embeddings:
-        console.print()
-        for line in show.tsne_lines(result.embeddings, report["classes"], width=width):
-            console.print(line, overflow="crop", no_wrap=True)
-    if result.maps is not None:
-        console.print()
-        for line in show.maps_lines(result.maps, width=width):
-            console.print(line, overflow="crop", no_wrap=True)
+    pictures = [("t-SNE", result.embeddings and show.tsne_lines(result.embeddings, report["classes"], width=width)),
+                ("maps", result.maps is not None and show.maps_lines(result.maps, width=width))]
+    for name, lines in pictures:
+        if lines and console.is_terminal:  # colour is the picture: none without a terminal
+            console.print()
+            for line in lines:
+                console.print(line, overflow="crop", no_wrap=True)
+        elif lines:
+            console.print(f"{name}: drawn on a terminal only (FORCE_COLOR=1 draws it anyway); "
+                          "`kdtui plot` makes a figure of it.")
     timings = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.timings.items())
     console.print(Text(f"saved in {run.eval_dir} ({timings})", style="dim"))
     for note in result.notes:

@@ -74,8 +74,9 @@ def analyse(run: RunDir, options: Options, progress: Progress | None = None,
     outputs = {}
     for network in loaded.networks():
         outputs[network.role] = collect_outputs(
-            network.model, loaded.data, loaded.device, embeddings=options.tsne, progress=say,
-            cancelled=cancelled, label=f"evaluating the {network.role}:")
+            network.model, loaded.data, loaded.device, embeddings=options.tsne,
+            batch_size=loaded.cfg.train.eval_batch_size, progress=say, cancelled=cancelled,
+            label=f"evaluating the {network.role}:")
     student = outputs["student"]
     report = {**_source(loaded), "student_arch": loaded.student.arch,
               "classes": list(loaded.data.class_names),
