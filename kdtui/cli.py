@@ -23,6 +23,7 @@ import typer
 
 from kdtui.cli_common import (RunsDirOption, StopOnSignal, fail, interactive, open_app,
                               open_group_screen, user_errors)
+from kdtui.cli_eval import register as register_eval_commands
 from kdtui.cli_runs import runs_app
 from kdtui.cli_study import register as register_study_commands
 from kdtui.errors import KdtuiError
@@ -217,6 +218,7 @@ def watch(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name o
 
 
 register_study_commands(app)  # kdtui sweep, kdtui table (kdtui/cli_study.py)
+register_eval_commands(app)   # kdtui eval, kdtui plot (kdtui/cli_eval.py)
 
 
 def main() -> None:

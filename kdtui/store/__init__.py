@@ -8,6 +8,7 @@ Layout of ``<root>/<YYYYmmdd-HHMMSS>-<name>/`` (the folder name is the run id)::
     summary.json         status, epochs, accuracies; replaced atomically
     checkpoints/last.pt  checkpoints/best.pt (atomic)
     log.txt
+    eval/                what `kdtui eval` computed (kdtui.analysis), a cache
 
 Modules: :mod:`.records` (the typed records: the file format both ways), :mod:`.folders`
 (run folders, names, atomic writes), :mod:`.writer` (the event sink), :mod:`.liveness`

@@ -122,6 +122,11 @@ class RunDir:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    @property
+    def eval_dir(self) -> Path:
+        """``eval/``: what ``kdtui eval`` computed from the run (numbers, t-SNE, maps), a cache."""
+        return self.path / "eval"
+
     def read_config(self) -> dict[str, Any] | None:
         try:
             data = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=_SafeLoader)

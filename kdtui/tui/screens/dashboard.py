@@ -52,6 +52,7 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
         Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
         Binding("R", "resume", "Resume"),
+        Binding("a", "analyse", "Analysis", show=False),
         Binding("pagedown", "scroll_panels(1)", "Scroll", show=False),
         Binding("pageup", "scroll_panels(-1)", "Scroll", show=False),
     ]
@@ -325,6 +326,15 @@ class DashboardScreen(Screen):
         self.launch = self.app.launch(["--resume", str(self.run.path)])
         self.launch_error = None
         self.notify(f"Resuming {self.run.id}.")
+
+    def action_analyse(self) -> None:
+        """The analysis screen of the run once it has finished (kdtui/tui/screens/analysis.py)."""
+        if self.run is None or self.summary is None or self.summary.status != "finished":
+            self.notify("The analysis opens once the run has finished.", severity="warning")
+            return
+        from kdtui.tui.screens.analysis import AnalysisScreen
+
+        self.app.push_screen(AnalysisScreen(self.run))
 
 
 def compact_log_line(line: str) -> str:

@@ -54,6 +54,7 @@ class RunsScreen(Screen):
         Binding("R", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
+        Binding("a", "analyse", "Analysis", show=False),
         Binding("r,f5", "refresh", "Refresh"),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -297,3 +298,11 @@ class RunsScreen(Screen):
             self.notify("No run to export.", severity="warning")
             return
         self.export(rows)
+
+    def action_analyse(self) -> None:
+        """The highlighted run's analysis screen (kdtui/tui/screens/analysis.py)."""
+        row = self.table.highlighted()
+        if row is not None:
+            from kdtui.tui.screens.analysis import AnalysisScreen
+
+            self.app.push_screen(AnalysisScreen(RunDir(row.path)))
