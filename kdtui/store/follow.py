@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from kdtui.store.catalogue import reconcile
 from kdtui.store.folders import RunDir
-from kdtui.store.liveness import effective_status
 from kdtui.store.records import EpochRecord, MetricsRecord, StepRecord, Summary, parse_line
 
 
@@ -34,6 +34,7 @@ class RunUpdate:
     log_lines: list[str] = field(default_factory=list)
     summary: Summary | None = None
     summary_changed: bool = False
+    summary_unreadable: bool = False   # summary.json exists but does not parse
     reset: bool = False   # metrics.jsonl was rewritten (a resume): drop what was shown
 
     @property
@@ -99,6 +100,7 @@ class RunFollower:
             self.summary_identity = identity
             update.summary_changed = True
             update.summary = self.run.summary()
+            update.summary_unreadable = identity is not None and update.summary is None
         return update
 
 
@@ -159,8 +161,12 @@ class RunHistory:
         return self.epoch_series(f"loss.{term}")
 
     def latest_and_best(self) -> list[tuple[str, float | None, float | None]]:
-        """(metric, latest, best) rows: losses best = lowest epoch mean, accuracies highest."""
+        """(metric, latest, best) rows, the accuracies first (test, then train): losses best =
+        lowest epoch mean, accuracies highest."""
         rows: list[tuple[str, float | None, float | None]] = []
+        for key, label in (("test_acc", "test acc %"), ("train_acc", "train acc %")):
+            _, ys = self.epoch_series(key)
+            rows.append((label, ys[-1] if ys else None, max(ys) if ys else None))
         for term in self.terms:
             _, ys = self.epoch_loss(term)
             # Epoch means, comparable with "best"; the last step's value before any epoch ends.
@@ -169,10 +175,12 @@ class RunHistory:
                 latest = self.last_step.loss.get(term)
             finite = [y for y in ys if math.isfinite(y)]
             rows.append((f"loss {term}", latest, min(finite) if finite else None))
-        for key, label in (("train_acc", "train acc %"), ("test_acc", "test acc %")):
-            _, ys = self.epoch_series(key)
-            rows.append((label, ys[-1] if ys else None, max(ys) if ys else None))
         return rows
+
+    def best_epoch(self) -> int | None:
+        """The epoch of the highest test accuracy (the first of equals)."""
+        xs, ys = self.epoch_series("test_acc")
+        return xs[max(range(len(ys)), key=ys.__getitem__)] if ys else None
 
 
 @dataclass
@@ -190,19 +198,32 @@ class RunProgress:
     eta_s: float | None = None
     img_per_s: float | None = None
     phase: str = ""           # e.g. "teacher 1/2"
+    problem: str = ""         # why the run is "broken" (its record files disagree)
+    test_acc: float | None = None       # the last epoch's
+    best_acc: float | None = None
+    best_epoch: int | None = None
+    teacher_acc: float | None = None
 
 
 def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = "",
-                 phase: str = "", now: float | None = None) -> RunProgress:
-    """The progress of a run from its summary and the records read so far."""
+                 phase: str = "", now: float | None = None,
+                 summary_unreadable: bool = False) -> RunProgress:
+    """The progress of a run from its summary and the records read so far; a summary that
+    disagrees with the records (missing, unreadable, more epochs than recorded) makes the
+    run "broken", with the epochs and accuracies of the records."""
     now = time.time() if now is None else now
-    status = effective_status(summary) if summary is not None else "starting"
+    recorded = history.epochs[-1].epoch if history.epochs else 0
+    status, problem = reconcile(summary, recorded, summary_exists=summary_unreadable)
     summary = summary or Summary()
     last = history.last_step
     epochs = summary.epochs or (history.epochs[-1].epochs if history.epochs else None)
-    done = summary.epochs_done
+    done = recorded if problem else summary.epochs_done
     p = RunProgress(run_id=run_id, status=status, device=summary.device or "?", epochs=epochs,
-                    phase=phase)
+                    phase=phase, problem=problem, teacher_acc=summary.teacher_test_acc)
+    xs, ys = history.epoch_series("test_acc")
+    if ys:
+        best = max(range(len(ys)), key=ys.__getitem__)
+        p.test_acc, p.best_acc, p.best_epoch = ys[-1], ys[best], xs[best]
     next_epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1
     if status == "running" and last is not None:
         p.epoch, p.step, p.steps_per_epoch = last.epoch, last.step, last.steps_per_epoch
