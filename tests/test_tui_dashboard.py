@@ -92,14 +92,50 @@ def test_watch_a_finished_run_shows_every_panel(tmp_path):
         await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
         header = str(screen.query_one("#header").render())
         assert RUN_ID in header and "finished" in header and "epoch 6/6" in header and "7:01" in header
+        assert header.startswith("test 76.13% best 76.89% @5 teacher 88.00%")
         rows = table_rows(screen)
-        assert rows["test acc %"] == ("76.13", "76.89") and rows["teacher acc %"][0] == "88"
+        assert rows["test acc %"] == ("76.13", "76.89 @5") and rows["teacher acc %"][0] == "88"
+        assert list(rows)[:3] == ["test acc %", "teacher acc %", "train acc %"]   # first, never below the fold
         assert set(f"loss {t}" for t in TERMS) <= set(rows)
         accuracy = screen.query_one("#accuracy", SeriesPlot).spec
         assert [s.label for s in accuracy.series] == ["train", "test"]
         assert accuracy.hlines == [(88.0, "red")] and accuracy.points[0].xs == [5]  # best epoch marked
         assert screen.query_one("#lr", SeriesPlot).spec.series[0].ys[0] == pytest.approx(0.05)
         assert "run finished" in "\n".join(screen.query_one("#log").lines)
+
+    run_app(app, scenario)
+
+
+def test_a_run_without_summary_shows_broken_with_the_epochs_recorded(tmp_path):
+    run = write_fixed_run(tmp_path)
+    run.summary_path.unlink()
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        await pilot.pause(0.1)
+        screen.update_header()
+        header = str(screen.query_one("#header").render())
+        assert " broken " in header and "epoch 6/6" in header and "summary.json is missing" in header
+        notified = []
+        screen.notify = lambda message, **kw: notified.append(message)
+        await pilot.press("R")
+        assert "this one is broken: summary.json is missing" in notified[0]
+
+    run_app(app, scenario)
+
+
+def test_each_loss_term_has_its_own_colour(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        for key in ("e", "e"):   # the step view and the epoch view
+            colours = [s.color for s in screen.query_one("#loss", SeriesPlot).spec.series]
+            assert None not in colours and len(set(colours)) == len(colours) == 6
+            await pilot.press(key)
 
     run_app(app, scenario)
 

@@ -62,6 +62,7 @@ class DashboardScreen(Screen):
         self.launch = launch
         self.history = RunHistory()
         self.summary: Summary | None = None
+        self.summary_unreadable = False
         self.smoothing_index = 3
         self.scale_index = 0
         self.epoch_view = False
@@ -142,6 +143,7 @@ class DashboardScreen(Screen):
         self.phase = message.phase
         self.history = RunHistory()
         self.summary = None
+        self.summary_unreadable = False
         for panel in self.panels:
             panel.reset()
         self.log_lines([f"── following {message.run.id}"])
@@ -169,6 +171,8 @@ class DashboardScreen(Screen):
         self.history.add(update.records)
         if update.summary is not None:
             self.summary = update.summary
+        if update.summary_changed:
+            self.summary_unreadable = update.summary_unreadable
         if update.log_lines:
             self.log_lines(compact_log_line(line) for line in update.log_lines)
         epochs_changed = update.reset or update.has_epochs
@@ -226,7 +230,7 @@ class DashboardScreen(Screen):
 
     def progress(self) -> RunProgress:
         progress = run_progress(self.summary, self.history, run_id=self.run.id if self.run else "",
-                                phase=self.phase)
+                                phase=self.phase, summary_unreadable=self.summary_unreadable)
         if self.launch_error and self.run is None:
             progress.status = "failed"
         return progress
@@ -314,10 +318,11 @@ class DashboardScreen(Screen):
         self.draw_view()
 
     def action_resume(self) -> None:
-        status = effective_status(self.summary) if self.summary is not None else None
-        if self.run is None or status not in RESUMABLE:
-            self.notify(f"Only a stopped, failed or crashed run can be resumed (this one: {status}).",
-                        severity="warning")
+        progress = self.progress()
+        if self.run is None or progress.status not in RESUMABLE:
+            why = f": {progress.problem}" if progress.problem else ""
+            self.notify(f"Only a stopped, failed or crashed run can be resumed (this one is "
+                        f"{progress.status}{why}).", severity="warning")
             return
         if (self.launch is not None and self.launch.returncode is None) or self.app.live_launch_for(self.run):
             self.notify("This run is already being resumed.", severity="warning")

@@ -1,4 +1,5 @@
-"""The dashboard's header line: run, status, device, progress, elapsed, ETA, img/s.
+"""The dashboard's header: the test accuracy (latest, best @epoch, teacher) first, then the
+run, status, device, progress, elapsed, ETA and img/s; why a broken run is broken.
 
 Usage::
 
@@ -33,6 +34,13 @@ class RunHeader(Static):
             return  # an ended run: nothing to redraw each second
         self.last_progress = p
         text = Text()
+        text.append("test ")
+        text.append(percent(p.test_acc), style="bold")
+        if p.best_acc is not None:
+            text.append(f" best {percent(p.best_acc)} @{p.best_epoch}")
+        if p.teacher_acc is not None:
+            text.append(f" teacher {percent(p.teacher_acc)}")
+        text.append("  ")
         text.append(p.run_id or "(starting…)", style="bold")
         text.append("  ")
         text.append(f" {p.status} ", style=f"reverse {STATUS_STYLES.get(p.status, 'bold')}")
@@ -49,4 +57,10 @@ class RunHeader(Static):
             text.append(f"  ETA {format_duration(p.eta_s)}")
         if p.img_per_s:
             text.append(f"  {p.img_per_s:,.0f} img/s")
+        if p.problem:
+            text.append(f"  {p.problem}", style="red")
         self.update(text)
+
+
+def percent(value: float | None) -> str:
+    return f"{value:.2f}%" if value is not None else "-"

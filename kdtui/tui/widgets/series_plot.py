@@ -29,6 +29,19 @@ class Series:
     xs: Sequence[float]
     ys: Sequence[float]
     marker: str = "braille"
+    color: tuple[int, int, int] | str | None = None   # None: the plot's next colour
+
+
+# Distinct on dark and light backgrounds (Okabe-Ito's palette for colour-blind readers, then
+# a few more): what series that must never share a colour (the loss terms) are drawn in.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
+    (204, 121, 167), (150, 150, 150), (170, 110, 40), (128, 0, 128), (0, 128, 128), (128, 128, 0),
+)
+
+
+def palette_colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
 
 
 @dataclass
@@ -71,12 +84,12 @@ class SeriesPlot(PlotextPlot):
             xs, ys = finite_points(series.xs, series.ys)
             xs, ys = downsample(xs, ys, budget)
             if xs:
-                plt.plot(xs, ys, label=series.label, marker=series.marker)
+                plt.plot(xs, ys, label=series.label, marker=series.marker, **colour_of(series))
                 drawn = True
         for series in spec.points:
             xs, ys = finite_points(series.xs, series.ys)
             if xs:
-                plt.scatter(xs, ys, label=series.label, marker=series.marker)
+                plt.scatter(xs, ys, label=series.label, marker=series.marker, **colour_of(series))
                 drawn = True
         for y, colour in spec.hlines if drawn else ():  # a lone reference line would set the scale
             if math.isfinite(y):
@@ -88,6 +101,10 @@ class SeriesPlot(PlotextPlot):
         plt.xlabel(spec.xlabel)
         plt.ylabel(spec.ylabel)
         return super().render()
+
+
+def colour_of(series: Series) -> dict[str, object]:
+    return {"color": series.color} if series.color is not None else {}
 
 
 def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
