@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -116,3 +117,13 @@ class RunFailed(RunEnded):
 
 
 Sink = Callable[[Event], None]
+
+
+class StopRequest(threading.Event):
+    """How a training process is asked to stop (the trainer's ``stop_event``): ``set()`` stops
+    after the current step, abandoning the epoch; ``at_epoch_end.set()`` lets the epoch
+    finish and be checkpointed first. Either way the run ends "stopped"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_epoch_end = threading.Event()

@@ -93,6 +93,9 @@ class Trainer:
         self.run: RunDir | None = None  # given to fit(): everything above is checked before it exists
         self.sinks = sinks
         self.stop_event = stop_event or threading.Event()
+        # A StopRequest may also ask to stop once the current epoch is done (SIGUSR1).
+        self.stop_at_epoch_end = (stop_event.at_epoch_end if isinstance(stop_event, ev.StopRequest)
+                                  else threading.Event())
         self.device = resolve_device(cfg.train.device)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.teacher_id = teacher_id
@@ -237,6 +240,10 @@ class Trainer:
                 self.emit(ev.TeacherEvaluated(test_acc=self.teacher_test_acc))
             while self.epoch < self.cfg.train.epochs:
                 if not self.train_epoch(self.epoch + 1):
+                    return self.end(ev.RunStopped, started)
+                if self.stop_at_epoch_end.is_set() and self.epoch < self.cfg.train.epochs:
+                    self.log(f"stopped at the end of epoch {self.epoch}, as asked; the run resumes "
+                             f"after it")
                     return self.end(ev.RunStopped, started)
             return self.end(ev.RunFinished, started)
         except KeyboardInterrupt:
