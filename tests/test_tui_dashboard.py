@@ -19,6 +19,7 @@ from kdtui.store import RunDir
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.dashboard import DashboardScreen
 from kdtui.tui.screens.quit import QuitScreen
+from kdtui.tui.screens.stop import StopScreen
 from kdtui.tui.widgets.series_plot import SeriesPlot
 
 RUN_ID = "20261128-101500-demo_amd"
@@ -184,19 +185,171 @@ def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
     run_app(app, scenario)
 
 
-def test_the_palettes_quit_asks_like_ctrl_q_while_the_run_trains(tmp_path):
+class FakeLaunch:
+    """A launch of the app whose child trains ``run`` (never started: nothing trains)."""
+
+    def __init__(self, run: Path | None = None) -> None:
+        self.run = run
+        self.returncode = None
+        self.signals: list[str] = []
+
+    def announced(self):
+        return [(self.run, "student")] if self.run else []
+
+    def output_tail(self) -> str:
+        return ""
+
+    def terminate(self) -> None:
+        self.signals.append("TERM")
+
+    def stop_at_epoch_end(self) -> None:
+        self.signals.append("USR1")
+
+
+def screen_text(app, region=None) -> str:
+    """The screen as plain text (from its SVG screenshot), lines joined by newlines; only the
+    cells of ``region`` (a widget's region) if given."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    rows: dict[int, list[str]] = {}
+    for x, y, text in re.findall(r'<text class="[^"]+" x="([\d.]+)" y="([\d.]+)" textLength="[\d.]+" '
+                                 r'clip-path="url\(#terminal-[\w-]*line-\d+\)">([^<]*)</text>', svg):
+        row = rows.setdefault(round((float(y) - 20) / 24.4), [" "] * 400)
+        for i, char in enumerate(html.unescape(text).replace("\xa0", " ")):
+            row[round(float(x) / 12.2) + i] = char
+    if region is not None:
+        return "\n".join("".join(rows[r][region.x:region.right]).strip()
+                         for r in sorted(rows) if region.y <= r < region.bottom)
+    return "\n".join("".join(rows[r]).rstrip() for r in sorted(rows))
+
+
+def test_the_palettes_quit_asks_like_ctrl_q_while_a_run_started_here_trains(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
         screen = app.screen
-        screen.run_is_active = lambda: True          # as if the run still trained
+        app.launches.append(FakeLaunch(tmp_path / RUN_ID))   # as if the app trained it
         quit_command = next(c for c in app.get_system_commands(screen) if c.title == "Quit")
-        quit_command.callback()
+        await quit_command.callback()
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
         await pilot.press("escape")
         assert app.screen is screen and app.is_running
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("s")                               # stop: signalled, then the app waits
+        await wait_for(pilot, lambda: app.launches[0].signals == ["TERM"], 5, "the stop")
+        app.launches[0].returncode = 143
+        await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
 
     run_app(app, scenario)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_the_quit_question_wraps_so_the_watch_hint_shows(tmp_path, size):
+    app = watch_fixed_run(tmp_path)
+    run_id = "20261128-101500-a_rather_long_run_name_to_wrap"
+
+    async def scenario(pilot):
+        app.launches.append(FakeLaunch(tmp_path / run_id))
+        await pilot.press("q")                               # the first screen: quit, asking first
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.pause(0.2)
+        detail = app.screen.query_one("#detail")
+        text = " ".join(screen_text(app, detail.region).split())
+        assert text.endswith(f"watch later with: kdtui watch {run_id}")   # wrapped, not cut
+        await pilot.press("l")                               # leave it running
+        await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
+
+    run_app(app, scenario, size=size)
+
+
+def test_q_and_escape_go_back_one_level_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
+    write_fixed_run(tmp_path)
+    app = KdtuiApp(tmp_path, start="runs", poll_interval=0.05)
+
+    async def scenario(pilot):
+        base = app.screen
+        for key in ("q", "escape"):
+            app.open_dashboard(RunDir(tmp_path / RUN_ID))
+            await pilot.pause(0.2)
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert app.screen is base and app.is_running
+        await pilot.press("escape")                          # the first screen: Esc does not quit
+        assert app.is_running
+        await pilot.press("q")                               # nothing started here: quits at once
+        await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
+
+    run_app(app, scenario)
+
+
+def test_resumed_from_the_runs_viewer_then_back_and_q_asks_first(tmp_path, monkeypatch):
+    run = write_fixed_run(tmp_path)
+    summary = run.read_summary()
+    run.write_summary({**summary, "status": "stopped", "epochs_done": 6})
+    launches = []
+
+    def fake_start(args, root):
+        launches.append(FakeLaunch(run.path))
+        return launches[-1]
+
+    monkeypatch.setattr("kdtui.tui.app.Launch.start", fake_start)
+    app = KdtuiApp(tmp_path, start="runs", poll_interval=0.05)
+
+    async def scenario(pilot):
+        base = app.screen
+        await wait_for(pilot, lambda: base.table.run_rows, 5, "the runs")
+        await pilot.press("R")                               # resume: its dashboard opens
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), 5, "the dashboard")
+        await pilot.press("escape")
+        assert app.screen is base
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen) and app.is_running
+        await pilot.press("escape")
+        assert app.screen is base
+
+    run_app(app, scenario)
+
+
+def test_s_mid_epoch_asks_and_can_stop_at_the_end_of_the_epoch(tmp_path):
+    import socket
+
+    from kdtui.store.liveness import process_start_ticks
+    from kdtui.tui.screens.stop import StopScreen
+
+    run = write_fixed_run(tmp_path)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        lines = run.metrics_path.read_text().splitlines()
+        lines.append(json.dumps({"event": "step", "epoch": 7, "step": 8, "steps_per_epoch": 20,
+                                 "global_step": 128, "lr": 0.1, "loss": {"CE": 0.3, "total": 0.3}}))
+        run.metrics_path.write_text("\n".join(lines) + "\n")
+        summary = run.read_summary()
+        run.write_summary({**summary, "status": "running", "epochs": 8, "pid": sleeper.pid,
+                           "host": socket.gethostname(), "pid_start": process_start_ticks(sleeper.pid)})
+        app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+        async def scenario(pilot):
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.history.last_step is not None, 10, "the step")
+            launch = screen.launch = FakeLaunch(run.path)
+            await pilot.press("s")
+            assert isinstance(app.screen, StopScreen)
+            text = " ".join(screen_text(app, app.screen.query_one("#dialog").region).split())
+            assert "Epoch 7 is at step 8 of 20" in text and "checkpoint of epoch 6" in text
+            await pilot.press("escape")
+            assert launch.signals == []
+            await pilot.press("s", "e")                      # at the end of the epoch: SIGUSR1
+            assert launch.signals == ["USR1"]
+            await pilot.press("s", "s")                      # now: SIGTERM
+            assert launch.signals == ["USR1", "TERM"]
+
+        run_app(app, scenario)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_text_typed_at_the_delete_question_deletes_nothing(tmp_path):
@@ -274,6 +427,8 @@ def test_app_started_run_updates_live_and_stops(tmp_path):
         assert "running" in str(screen.query_one("#header").render())
         assert screen.query_one("#accuracy", SeriesPlot).spec.series[1].xs[-1] == len(screen.history.epochs)
         await pilot.press("s")
+        if isinstance(app.screen, StopScreen):     # mid-epoch: it asks; stop now
+            await pilot.press("s")
         launch = app.launches[0]
         await wait_for(pilot, lambda: launch.returncode is not None, 60, "the run to stop")
         assert launch.returncode == 128 + signal.SIGTERM
@@ -345,6 +500,8 @@ def test_watch_follows_a_headless_run_of_another_process_and_stops_it(tmp_path):
             seen = len(screen.history.epochs)
             await wait_for(pilot, lambda: len(screen.history.epochs) > seen, 60, "the next epoch")
             await pilot.press("s")  # SIGTERM to the pid recorded in summary.json
+            if isinstance(app.screen, StopScreen):  # mid-epoch: it asks; stop now
+                await pilot.press("s")
             await wait_for(pilot, lambda: screen.summary is not None and screen.summary.status == "stopped", 60, "stopped")
 
         run_app(app, scenario)

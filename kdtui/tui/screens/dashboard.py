@@ -26,11 +26,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log
 from textual.worker import get_current_worker
 
-from kdtui.store import RESUMABLE, RunDir, Summary, effective_status
+from kdtui.store import RESUMABLE, RunDir, Summary
 from kdtui.store.follow import RunFollower, RunHistory, RunProgress, run_progress
 from kdtui.tui.messages import LaunchEnded, RunSwitched, RunUpdated
+from kdtui.tui.screens import first_screen_check
 from kdtui.tui.panels import PANELS, DashboardState, Panel
-from kdtui.tui.process import Launch, stop_run
+from kdtui.tui.process import TOLD_BY_SUMMARY, Launch, stop_run
 from kdtui.tui.widgets.run_header import RunHeader
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
@@ -43,10 +44,9 @@ REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the tr
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
-        Binding("q", "quit_dashboard", "Quit"),
-        # Textual's quit key too asks first while the run trains (the app's ctrl+q just quits).
-        Binding("ctrl+q", "quit_dashboard", "Quit", show=False),
-        Binding("escape", "back", "Back", show=False),
+        Binding("q", "back", "Back"),     # back one level…
+        Binding("q", "app.quit", "Quit"),  # …or, on the first screen, quit (asking first)
+        Binding("escape", "back(False)", "Back", show=False),
         Binding("e", "toggle_epoch_view", "Step/epoch"),
         Binding("l", "cycle_scale", "Scale"),
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
@@ -124,8 +124,8 @@ class DashboardScreen(Screen):
                         return
                     follower, following = RunFollower(RunDir(path)), path
                 code = launch.returncode
-                # Exit codes 0, 1 (run failed), 130/143 (stopped) are told by the run's summary.
-                if code is not None and reported is not launch and (not runs or code not in (0, 1, 130, 143)):
+                # Exit codes of a run that ended finished, failed or stopped: its summary tells.
+                if code is not None and reported is not launch and (not runs or code not in TOLD_BY_SUMMARY):
                     reported = launch
                     if not deliver(LaunchEnded(code, launch.output_tail())):
                         return
@@ -240,66 +240,46 @@ class DashboardScreen(Screen):
 
     # --- actions ------------------------------------------------------------------------
 
-    def run_is_active(self) -> bool:
+    def request_stop(self, at_epoch_end: bool = False) -> bool:
+        """Ask the run's process to stop (at the end of its epoch); True if a signal was sent.
+        Tells the user either way."""
         if self.launch is not None and self.launch.returncode is None:
-            return True
-        return self.summary is not None and effective_status(self.summary) == "running"
-
-    def request_stop(self) -> bool:
-        """Ask the run's process to stop; True if a signal was sent. Tells the user either way."""
-        if self.launch is not None and self.launch.returncode is None:
-            self.launch.terminate()
-            self.notify("Stopping: the run finishes its step and keeps the last checkpoint.", title="Stop")
+            if at_epoch_end:
+                self.launch.stop_at_epoch_end()
+                self.notify("Stopping at the end of this epoch: it is checkpointed first.", title="Stop")
+            else:
+                self.launch.terminate()
+                self.notify("Stopping: the run finishes its step and keeps the last checkpoint.", title="Stop")
             return True
         if self.summary is None:
             self.notify("Nothing to stop yet.", title="Stop")
             return False
-        message = stop_run(self.summary)
+        message = stop_run(self.summary, at_epoch_end=at_epoch_end)
         self.notify(message, title="Stop")
         return message.startswith("Stopping")
 
     def action_stop(self) -> None:
-        self.request_stop()
+        """Stop; in the middle of an epoch, ask first: now (its steps are lost) or at its end."""
+        progress = self.progress()
+        if progress.status == "running" and progress.steps_per_epoch and 0 < progress.step < progress.steps_per_epoch:
+            from kdtui.tui.screens.stop import StopScreen
 
-    def action_quit_dashboard(self) -> None:
-        if not self.run_is_active():
-            self.app.exit()
-            return
-        from kdtui.tui.screens.quit import QuitScreen
+            self.app.push_screen(StopScreen(progress.epoch, progress.step, progress.steps_per_epoch),
+                                 self.stop_choice)
+        else:
+            self.request_stop()
 
-        run_id = self.run.id if self.run else None
-        self.app.push_screen(QuitScreen(run_id), self.quit_choice)
+    def stop_choice(self, choice: str | None) -> None:
+        if choice is not None:
+            self.request_stop(at_epoch_end=choice == "epoch")
 
-    def quit_choice(self, choice: str | None) -> None:
-        if choice == "stop":
-            if self.request_stop():
-                self.wait_then_exit()
-            else:
-                self.app.exit()
-        elif choice == "leave":
-            self.app.exit(message=self.leave_message())
+    def action_back(self, quit_when_first: bool = True) -> None:
+        self.app.go_back(quit_when_first)
 
-    def leave_message(self) -> str:
-        if self.run is None:
-            return "The run keeps starting in the background; `kdtui runs` will list it."
-        return f"{self.run.id} keeps training in the background. Watch it with: kdtui watch {self.run.id}"
-
-    @work(thread=True, exclusive=True, group="quit")
-    def wait_then_exit(self) -> None:
-        # Wait for the run to checkpoint and record "stopped" before the app goes, so the
-        # user sees it ended; a run still busy after a minute finishes on its own.
-        deadline = time.time() + 60
-        while time.time() < deadline and self.run_is_active():
-            time.sleep(0.2)
-        message = None
-        if self.run_is_active():
-            message = (f"{self.run.id if self.run else 'The run'} is still stopping; it keeps its last "
-                       "checkpoint and records 'stopped' when done.")
-        self.app.call_from_thread(self.app.exit, None, 0, message)
-
-    def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:  # opened from home or the runs viewer
-            self.app.pop_screen()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("app.quit", "quit") or (action == "back" and parameters != (False,)):
+            return first_screen_check(self, action)
+        return True
 
     def action_scroll_panels(self, direction: int) -> None:
         panels = self.query_one("#panels")

@@ -30,6 +30,7 @@ from kdtui.errors import KdtuiError
 from kdtui.store import RESUMABLE, RunDir, RunRow, check_deletable, delete_run, list_run_rows, read_run_row
 from kdtui.store.export import export_epochs_csv, export_path
 from kdtui.tui.messages import ResumeRun
+from kdtui.tui.screens import first_screen_check
 from kdtui.tui.widgets.run_compare import Comparison, RunComparePane, read_comparison
 from kdtui.tui.widgets.run_detail import RunDetail, RunDetailPane, read_detail
 from kdtui.tui.widgets.runs_table import RunsTable
@@ -55,8 +56,9 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
         Binding("r,f5", "refresh", "Refresh"),
-        Binding("escape", "back", "Back", show=False),
-        Binding("q", "app.quit", "Quit"),
+        Binding("escape", "escape", "Back", show=False),
+        Binding("q", "back", "Back"),      # back one level…
+        Binding("q", "app.quit", "Quit"),  # …or, on the first screen, quit (asking first)
     ]
 
     def __init__(self) -> None:
@@ -196,6 +198,8 @@ class RunsScreen(Screen):
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("back", "app.quit", "quit"):
+            return first_screen_check(self, action)
         if action == "toggle_diff_keys":
             return len(self.table.marked) >= 2  # shown only while comparing
         return True
@@ -222,11 +226,14 @@ class RunsScreen(Screen):
         self.table.update_title()
         self.load_rows()
 
-    def action_back(self) -> None:
+    def action_escape(self) -> None:
         if self.query_one("#runs-filter", Input).has_focus:
             self.table.focus()
-        elif len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        else:
+            self.app.go_back(quit_when_first=False)
+
+    def action_back(self) -> None:
+        self.app.go_back()
 
     def action_resume(self) -> None:
         row = self.table.highlighted()
