@@ -17,7 +17,7 @@ import kdtui.presets
 from kdtui.config import load_config
 from kdtui.errors import KdtuiError
 from kdtui.presets import find_preset
-from kdtui.store import RunDir, check_run_name, runs_root
+from kdtui.store import RunDir, runs_root
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.home import HomeScreen
@@ -89,6 +89,9 @@ def write_finished_run(root: Path) -> RunDir:
                       "loss": {"ce": {"weight": 1.0}}, "train": {"epochs": 2}})
     run.write_summary({"status": "finished", "run_id": FINISHED_RUN, "epochs": 2, "epochs_done": 2,
                        "best_test_acc": 61.25, "final_test_acc": 60.5})
+    # Its epochs recorded too: a summary counting epochs metrics.jsonl lacks is listed broken.
+    run.metrics_path.write_text("".join(f'{{"event": "epoch", "epoch": {e}, "test_acc": {acc}}}\n'
+                                        for e, acc in ((1, 61.25), (2, 60.5))))
     return run
 
 
@@ -189,6 +192,44 @@ def test_valid_change_enables_start_with_the_overrides(tiny_presets: Path, monke
     run_home(body)
 
 
+def test_a_dataset_the_teacher_cannot_serve_is_rejected(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        dataset = launcher.field("data.dataset").editor
+        dataset.value = "cifar100"            # the teacher (auto, preset tiny_teacher) knows 10 classes
+        await settle(pilot, launcher)
+        assert not launcher.valid and launcher.query_one("#start").disabled
+        error = launcher.field_error("data.dataset")
+        assert "cifar100 has 100 classes" in error and "preset 'tiny_teacher'" in error and "shapes" in error
+        dataset.value = "cifar10"             # 10 classes too: the same head
+        await settle(pilot, launcher)
+        assert launcher.valid
+        dataset.value = "cifar100"
+        await settle(pilot, launcher)
+        await set_switch(pilot, launcher, "#loss-kd .loss-switch", False)
+        await set_switch(pilot, launcher, "#loss-amd .loss-switch", False)
+        assert launcher.valid                 # no loss uses the teacher: nothing to serve
+
+    run_home(body)
+
+
+def test_the_command_box_shows_the_whole_command(tiny_presets: Path) -> None:
+    from test_tui_dashboard import screen_text
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        for key, value in (("train.epochs", "12345"), ("train.lr", "0.0123456"), ("train.seed", "987654321"),
+                           ("train.weight_decay", "0.000321"), ("train.batch_size", "48"),
+                           ("student.arch", "wrn_16_1"), ("train.device", "cpu"), ("train.milestones", "[3, 6, 9]")):
+            await type_into(pilot, launcher, key, value)
+        box = launcher.query_one("#launcher-command")
+        await pilot.pause(0.2)
+        command = launcher.command_line()
+        assert len(command) > 3 * box.size.width          # longer than the three lines it had
+        shown = "".join(screen_text(app, box.region).split("\n"))
+        assert "".join(shown.split()) == "".join(("$ " + command).split())
+
+    run_home(body)
+
+
 def test_turning_losses_on_and_off(tiny_presets: Path) -> None:
     async def body(app, pilot, launcher: Launcher) -> None:
         await set_switch(pilot, launcher, "#loss-at .loss-switch", True)
@@ -227,15 +268,19 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
         name_input = app.screen.query_one("#preset-name")
         assert name_input.value == "tiny_student_custom"
+        description = app.screen.query_one("#preset-description-input")
+        assert description.value == ("tiny_student with loss.amd.local=false, loss.kd.weight=0, "
+                                     "train.lr=0.02")                  # not the old description
         name_input.value = "bad/name"
         await pilot.pause()
         assert app.screen.query_one("#save").disabled
-        # The rule and the message of run names (kdtui.store.check_run_name).
-        with pytest.raises(KdtuiError) as caught:
-            check_run_name("bad/name")
-        assert app.screen.query_one("#preset-name-error").message == str(caught.value)
+        # The rule of run names, with a preset's wording and example (not "--name wrn16_amd").
+        message = app.screen.query_one("#preset-name-error").message
+        assert message.startswith("Preset name 'bad/name' is not allowed") and "--name" not in message
         name_input.value = "tiny_mine"
+        description.value = "tiny student, KD off, global AMD"
         await pilot.pause()
+        name_input.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
         await settle(pilot, launcher)
@@ -243,26 +288,32 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
         saved = tiny_presets / "tiny_mine.yaml"
         raw = yaml.safe_load(saved.read_text())
         assert raw["preset"] == "tiny_mine" and list(raw)[0] == "preset"
+        assert raw["description"] == "tiny student, KD off, global AMD"
         assert raw["loss"]["kd"] == {"weight": 0, "temperature": 4}
         loaded = load_config(saved).to_dict()
-        assert loaded == {**shown, "preset": "tiny_mine"}
+        assert loaded == {**shown, "preset": "tiny_mine", "description": "tiny student, KD off, global AMD"}
         # The form now edits the saved preset: same values, nothing overridden.
         assert launcher.preset_path == saved and launcher.overrides() == []
         assert launcher.field("train.lr").editor.value == "0.02"
 
-        # Saving over an existing preset asks first; "no" leaves the file alone.
+        # Saving over an existing preset asks first; "n" goes back to the name, the file untouched.
         await type_into(pilot, launcher, "train.epochs", "7")
-        for answer in ("n", "y"):
-            await pilot.press("ctrl+s")
-            await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
-            app.screen.query_one("#preset-name").value = "tiny_mine"
-            await pilot.pause()
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press(answer)
-            await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-            await settle(pilot, launcher)
-            assert load_config(saved).train.epochs == (3 if answer == "n" else 7)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+        app.screen.query_one("#preset-name").value = "tiny_mine"
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+        assert app.screen.query_one("#preset-name").value == "tiny_mine"
+        assert load_config(saved).train.epochs == 3
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        await settle(pilot, launcher)
+        assert load_config(saved).train.epochs == 7
 
     run_home(body)
 

@@ -37,10 +37,11 @@ from kdtui.presets import grouped_presets, presets_dir
 from kdtui.tui.launcher.editors import LossEditor, TeacherEditor
 from kdtui.tui.launcher.fields import ErrorLine, OptionField
 from kdtui.tui.launcher.picker import PresetPicker
-from kdtui.tui.launcher.presets_io import display_path, preset_reference, preset_save_path, write_preset
+from kdtui.tui.launcher.presets_io import (default_description, display_path, preset_reference, preset_save_path,
+                                          write_preset)
 from kdtui.tui.launcher.save_dialog import PresetNameScreen
 from kdtui.tui.launcher.schema import (FormSchema, PresetGroups, error_key, head_classes, load_form_schema, lookup,
-                                       parameter_count, teacher_arch_of)
+                                       parameter_count, teacher_arch_of, teacher_dataset_of, teacher_mismatch)
 from kdtui.store import RunRow
 
 
@@ -248,8 +249,8 @@ class Launcher(Vertical):
         try:
             # load_config(preset_path, overrides) without re-reading the file on every key
             # press: parsing the YAML was about two thirds of the time.
-            load_config(data=self.preset_raw, overrides=overrides)
-            self.error = None
+            cfg = load_config(data=self.preset_raw, overrides=overrides)
+            self.error = self._teacher_problem(cfg)
         except KdtuiError as exc:
             self.error = str(exc)
         self._show_errors(overrides)
@@ -262,6 +263,16 @@ class Launcher(Vertical):
         for button in ("#start", "#save-preset"):
             self.query_one(button, Button).disabled = not self.valid
         self.post_message(self.Validated())
+
+    def _teacher_problem(self, cfg: Any) -> str | None:
+        """A teacher whose classes differ from the dataset's: the run would fail as it starts."""
+        teacher = self.teacher
+        needs = {spec.name for spec in (editor.spec for editor in self.losses) if spec.needs_teacher}
+        if teacher is None or cfg.teacher is None or not needs & set(cfg.active_losses):
+            return None
+        preset = str(teacher.preset.editor.value).strip()
+        dataset = teacher_dataset_of(teacher.source, preset, teacher.run_id, self.finished)
+        return teacher_mismatch(cfg.data.dataset, dataset, teacher.source, preset, teacher.run_id)
 
     def _error_lines(self) -> dict[str, ErrorLine]:
         assert self.teacher is not None
@@ -356,24 +367,32 @@ class Launcher(Vertical):
         if not self.valid or self.preset_path is None:
             self.notify(self.error or "The form is still loading.", title="Cannot save", severity="error")
             return
-        self.app.push_screen(PresetNameScreen(f"{self.preset_path.stem}_custom"), self._save_named)
+        description = default_description(self.preset_path, self.overrides(),
+                                          str(self.resolved.get("description") or ""))
+        self._ask_name(f"{self.preset_path.stem}_custom", description)
 
-    def _save_named(self, name: str | None) -> None:
-        if name is None:
+    def _ask_name(self, name: str, description: str) -> None:
+        self.app.push_screen(PresetNameScreen(name, description), self._save_named)
+
+    def _save_named(self, named: tuple[str, str] | None) -> None:
+        if named is None:
             return
+        name, description = named
         target = preset_save_path(name)
         if not target.exists():
-            self._save_to(target)
+            self._save_to(target, description)
             return
         from kdtui.tui.screens.confirm import ConfirmScreen
 
-        self.app.push_screen(ConfirmScreen(f"{display_path(target)} exists. Overwrite it?"),
-                             lambda yes: self._save_to(target) if yes else None)
+        # "No" goes back to the name, to choose another one.
+        self.app.push_screen(ConfirmScreen(f"{display_path(target)} exists. Overwrite it?",
+                                           no="Choose another name"),
+                             lambda yes: self._save_to(target, description) if yes else self._ask_name(name, description))
 
-    def _save_to(self, target: Path) -> None:
+    def _save_to(self, target: Path, description: str | None = None) -> None:
         assert self.preset_path is not None
         try:
-            write_preset(self.preset_path, self.overrides(), target)
+            write_preset(self.preset_path, self.overrides(), target, description)
         except (OSError, KdtuiError) as exc:
             self.notify(str(exc), title="Cannot save the preset", severity="error", timeout=10)
             return

@@ -239,3 +239,34 @@ def teacher_arch_of(source: str, preset: str, run_id: str, arch: str, finished: 
     found = lookup(raw, "student.arch")
     return str(found) if found else None
 
+
+
+def teacher_dataset_of(source: str, preset: str, run_id: str, finished: list[RunRow]) -> str | None:
+    """The dataset the teacher was (or, for 'auto', will be) trained on; None when only its
+    checkpoint file knows (a path) or there is no teacher."""
+    if source == "run":
+        return next((row.dataset for row in finished if row.id == run_id), None)
+    if source != "auto":
+        return None
+    try:
+        raw = read_yaml_mapping(find_preset(preset))
+    except KdtuiError:
+        return None
+    found = lookup(raw, "data.dataset")
+    return str(found) if found else DataConfig().dataset
+
+
+def teacher_mismatch(dataset: str, teacher_dataset: str | None, source: str, preset: str,
+                     run_id: str) -> str | None:
+    """Why a teacher cannot serve ``dataset`` (its classifier has another number of classes),
+    in the validator's style (the key first); None when it can, or when that is not known."""
+    if teacher_dataset is None or teacher_dataset == dataset:
+        return None
+    classes, known = head_classes(dataset)
+    teacher_classes, teacher_known = head_classes(teacher_dataset)
+    if not (known and teacher_known) or classes == teacher_classes:
+        return None
+    where = f"preset {preset!r}" if source == "auto" else f"run {run_id}"
+    return (f"data.dataset: {dataset} has {classes} classes, but the teacher ({where}) is trained on "
+            f"{teacher_dataset}, {teacher_classes} classes; choose a teacher trained on {dataset} "
+            f"(teacher.preset, or a finished run), or keep data.dataset={teacher_dataset}.")
