@@ -82,12 +82,12 @@ async def pick_preset(pilot, launcher: Launcher, name: str) -> None:
     await settle(pilot, launcher)
 
 
-def write_finished_run(root: Path) -> RunDir:
-    run = RunDir(root / FINISHED_RUN)
+def write_finished_run(root: Path, run_id: str = FINISHED_RUN) -> RunDir:
+    run = RunDir(root / run_id)
     (run.path / "checkpoints").mkdir(parents=True)
     run.write_config({"preset": "tiny_teacher", "data": {"dataset": "shapes"}, "student": {"arch": "wrn_16_1"},
                       "loss": {"ce": {"weight": 1.0}}, "train": {"epochs": 2}})
-    run.write_summary({"status": "finished", "run_id": FINISHED_RUN, "epochs": 2, "epochs_done": 2,
+    run.write_summary({"status": "finished", "run_id": run_id, "epochs": 2, "epochs_done": 2,
                        "best_test_acc": 61.25, "final_test_acc": 60.5})
     # Its epochs recorded too: a summary counting epochs metrics.jsonl lacks is listed broken.
     run.metrics_path.write_text("".join(f'{{"event": "epoch", "epoch": {e}, "test_acc": {acc}}}\n'
@@ -353,6 +353,23 @@ def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: P
         await wait_until(pilot, lambda: not launcher.params_pending)
         counts = str(launcher.query_one("#parameter-counts").content)
         assert counts == "params: student 77,850 · teacher wrn_16_1 175,066 · compression 2.2× (10-class head)"
+
+    run_home(body)
+
+
+def test_recent_runs_keep_their_best_accuracy_in_view_at_120_columns(tiny_presets: Path) -> None:
+    from test_tui_dashboard import screen_text
+
+    run = write_finished_run(runs_root(), "20261128-101600-cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2")
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        table = app.screen.query_one("#recent-table")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.pause(0.2)
+        lines = screen_text(app, table.region).splitlines()
+        assert lines[0].split()[:3] == ["run", "best", "%"]
+        assert lines[1].split()[:3] == ["cifar100_wrn40_2_to…", "61.25", "finished"]
+        assert run.id.startswith("20261128-101600-" + lines[1].split()[0][:-1])
 
     run_home(body)
 

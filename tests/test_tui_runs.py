@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from textual.screen import Screen
 
@@ -447,6 +448,31 @@ def test_resume_dispatches_stopped_runs_and_refuses_finished_ones(tmp_path):
         assert opened == [app.runs_root / FINISHED]
 
     run_app(app, scenario)
+
+
+LONG = "20261126-101500-cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (160, 40)], ids=["120", "160"])
+def test_long_names_give_way_so_the_started_column_shows_whole(tmp_path, size):
+    from test_tui_dashboard import screen_text
+
+    root = write_store(tmp_path / "runs")
+    config = run_config("cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2", amd=True)
+    config["data"]["dataset"] = "tiny_imagenet"
+    config["teacher"]["arch"], config["student"]["arch"] = "resnet32x4", "shufflenet_v2"
+    write_run(root, LONG, config, 6, "finished", peak=75.6)
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        table = app.screen.table
+        lines = screen_text(app, table.region).splitlines()
+        header, first = lines[1], lines[2]
+        assert header.rstrip("│ ").endswith("started ↓") and first.rstrip("│ ").endswith("2026-11-26")
+        assert "73.51" in first and "finished" in first
+        assert ("cifar100_wr…" in first) == (size[0] == 120)       # cut only where it must be
+
+    run_app(app, scenario, size=size)
 
 
 def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
