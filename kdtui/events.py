@@ -43,6 +43,7 @@ class RunStarted(Event):
     method: str = ""          # the active loss terms as labelled by the loss registry
     environment: dict[str, Any] = field(default_factory=dict)  # versions, GPUs, command line
     study: dict[str, Any] | None = None  # {"id", "point", ...} when a study (sweep) started it
+    term_weights: dict[str, float] = field(default_factory=dict)  # each term's factor in the total
 
 
 @dataclass
@@ -76,6 +77,7 @@ class EpochEnd(Event):
     best_epoch: int
     img_per_s: float
     time_s: float
+    term_weights: dict[str, float] = field(default_factory=dict)  # total = Σ weight × term, this epoch
 
 
 @dataclass

@@ -234,6 +234,7 @@ class Trainer:
                 method=method_label(self.cfg.to_dict().get("loss"), loss_label),
                 environment=collect_environment(),
                 study=self.study,
+                term_weights=self.objective.coefficients(self.epoch + 1),
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
@@ -358,6 +359,7 @@ class Trainer:
             train_acc=100.0 * correct.item() / max(seen, 1), test_acc=test_acc,
             best_test_acc=self.best_test_acc, best_epoch=self.best_epoch,
             img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
+            term_weights=self.objective.coefficients(epoch),
         ))
         state = self.state()
         # best.pt first: a kill between the two writes then leaves last.pt at the previous
