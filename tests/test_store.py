@@ -143,6 +143,20 @@ def test_downsample_keeps_length_bound_and_bucket_means():
     assert downsample([1, 2], [3.0, 4.0], 100) == ([1, 2], [3.0, 4.0])
 
 
+def test_round_ticks_and_their_labels():
+    from kdtui.tui.panels.lr import staircase
+    from kdtui.tui.series import log_tick_labels, nice_ticks, spans_decades, tick_label
+
+    assert nice_ticks(2, 120, 7, integer=True) == [20, 40, 60, 80, 100, 120]
+    assert nice_ticks(28.8, 66.2, 5, integer=True) == [30, 40, 50, 60]
+    assert nice_ticks(-0.05, 0.31, 5) == [0.0, 0.1, 0.2, 0.3]
+    assert tick_label(-0.0) == "0" and tick_label(-1e-17) != "-0"
+    ticks, labels = log_tick_labels(-5.2, 0.4, 8)
+    assert ticks == [-5, -4, -3, -2, -1, 0] and labels == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1"]
+    assert spans_decades([[2.0, 1.0], [1e-5, 2e-5]]) and not spans_decades([[2.0], [0.05]])
+    assert staircase({1: 0.1, 2: 0.1, 3: 0.01}) == ([0, 1, 1, 2, 2, 3], [0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
+
+
 def test_log_and_normalised_scales():
     assert log10_values([100.0, 0.0, -1.0])[0] == 2.0
     assert all(math.isnan(v) for v in log10_values([0.0, -1.0]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from kdtui.tui.widgets.series_plot import SeriesPlot
 
 RUN_ID = "20261128-101500-demo_amd"
 TERMS = ("CE", "KD", "AMD_A", "AMD_P", "AMD_N")
+# Each term's factor in the total, as a run records them (AMD: γ/3 for each of A, P, N).
+WEIGHTS = {"CE": 0.1, "KD": 0.9, "AMD_A": 5000 / 3, "AMD_P": 5000 / 3, "AMD_N": 5000 / 3}
 
 
 def write_fixed_run(root: Path, run_id: str = RUN_ID, epochs: int = 6) -> RunDir:
@@ -41,21 +44,22 @@ def write_fixed_run(root: Path, run_id: str = RUN_ID, epochs: int = 6) -> RunDir
             g = (epoch - 1) * steps + step
             loss = {"CE": 2.3 / (1 + 0.05 * g), "KD": 0.8 / (1 + 0.03 * g), "AMD_A": 3e-4 / (1 + 0.02 * g),
                     "AMD_P": 2e-4 / (1 + 0.01 * g), "AMD_N": 1e-5 * (1 + (g % 7) / 7)}
-            loss["total"] = round(sum(loss.values()), 6)
+            loss["total"] = round(sum(WEIGHTS[k] * v for k, v in loss.items()), 6)
             lines.append({"event": "step", "epoch": epoch, "step": step, "steps_per_epoch": steps,
                           "global_step": g, "lr": 0.1, "loss": loss, "img_per_s": 400.0, "time": 1000.0 + g})
         acc = 40 + 40 * (1 - 0.6 ** epoch)
         lines.append({"event": "epoch", "epoch": epoch, "epochs": epochs, "lr": 0.1 * 0.5 ** epoch,
                       "loss": {k: v for k, v in lines[-1]["loss"].items()}, "train_acc": acc + 3,
                       "test_acc": acc - (2.0 if epoch == epochs else 0.0), "best_test_acc": acc,
-                      "best_epoch": epoch, "img_per_s": 400.0, "time_s": 12.0, "time": 1000.0 + epoch * steps})
+                      "best_epoch": epoch, "img_per_s": 400.0, "time_s": 12.0, "time": 1000.0 + epoch * steps,
+                      "term_weights": WEIGHTS})
         logs.append(f"2026-11-28 10:{15 + epoch}:00 INFO  epoch {epoch}/{epochs} test_acc={acc:.2f}")
     logs.append("2026-11-28 10:22:00 INFO  run finished")
     run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     run.log_path.write_text("\n".join(logs) + "\n")
     run.write_summary({"status": "finished", "run_id": run_id, "epochs": epochs, "epochs_done": epochs,
                        "device": "cpu", "best_test_acc": 76.89, "final_test_acc": 76.13,
-                       "teacher_test_acc": 88.0, "wall_time_s": 421.0})
+                       "teacher_test_acc": 88.0, "wall_time_s": 421.0, "term_weights": WEIGHTS})
     return run
 
 
@@ -99,8 +103,8 @@ def test_watch_a_finished_run_shows_every_panel(tmp_path):
         assert list(rows)[:3] == ["test acc %", "teacher acc %", "train acc %"]   # first, never below the fold
         assert set(f"loss {t}" for t in TERMS) <= set(rows)
         accuracy = screen.query_one("#accuracy", SeriesPlot).spec
-        assert [s.label for s in accuracy.series] == ["train", "test"]
-        assert accuracy.hlines == [(88.0, "red")] and accuracy.points[0].xs == [5]  # best epoch marked
+        assert [s.label for s in accuracy.series] == ["train", "test", "teacher"]
+        assert accuracy.hlines == [(88.0, (230, 40, 40))] and accuracy.points[0].xs == [5]  # best epoch marked
         assert screen.query_one("#lr", SeriesPlot).spec.series[0].ys[0] == pytest.approx(0.05)
         assert "run finished" in "\n".join(screen.query_one("#log").lines)
 
@@ -141,6 +145,76 @@ def test_each_loss_term_has_its_own_colour(tmp_path):
     run_app(app, scenario)
 
 
+def test_the_weighted_view_plots_terms_that_add_up_to_the_total(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        loss = screen.query_one("#loss", SeriesPlot)
+        await pilot.press("l", "w")                               # linear, weighted
+        assert "weighted" in loss.border_title
+        labels = [s.label for s in loss.spec.series]
+        assert labels[:3] == ["CE ×0.1", "KD ×0.9", "AMD_A ×1.67e+03"] and labels[-1] == "total"
+        for view in ("step, unsmoothed", "epoch"):
+            if view == "epoch":
+                await pilot.press("e")
+            else:
+                await pilot.press(*["left_square_bracket"] * 3)
+            *terms, total = loss.spec.series
+            for i, value in enumerate(total.ys):                   # weight × term adds up to the total
+                assert sum(term.ys[i] for term in terms) == pytest.approx(value, rel=1e-4), view
+        legend = str(loss.border_subtitle)
+        assert "AMD_N ×1.67e+03" in legend and "total" in legend     # on the border, not over the curves
+        await pilot.press("w")
+        assert loss.spec.series[0].label == "CE"
+
+    run_app(app, scenario)
+
+
+def test_round_step_ticks_and_no_negative_zero(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        await pilot.pause(0.2)
+        for key in ("", "l", "l"):                                 # auto (log10), linear, log10
+            if key:
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            text = screen_text(app, screen.query_one("#loss").region)
+            assert "-0.0" not in text and "-0 " not in text
+            rows = text.splitlines()
+            axis = next(i for i, row in enumerate(rows) if "└" in row)
+            ticks = rows[axis + 1].replace("│", " ").split()
+            steps = {int(b) - int(a) for a, b in zip(ticks, ticks[1:])}
+            assert len(ticks) >= 4 and len(steps) == 1 and steps <= {10, 20, 25, 50}, ticks   # round
+        assert "1e-05" in text or "0.0001" in text                 # the log axis says values
+
+    run_app(app, scenario)
+
+
+def test_the_learning_rate_is_drawn_as_steps_from_the_first_step_record(tmp_path):
+    run = write_fixed_run(tmp_path)
+    lines = run.metrics_path.read_text().splitlines()
+    run.metrics_path.write_text("\n".join(lines[:3]) + "\n")    # three steps of epoch 1, nothing else
+    run.summary_path.unlink()
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.step_x) == 3, 10, "steps")
+        plot = screen.query_one("#lr", SeriesPlot)
+        await wait_for(pilot, lambda: plot.spec.series[0].xs, 5, "the paced redraw of the step panels")
+        lr = plot.spec.series[0]
+        assert (lr.xs, lr.ys) == ([0, 1], [0.1, 0.1])             # known during the first epoch
+        accuracy = screen.query_one("#accuracy", SeriesPlot).spec
+        assert "end of epoch 1" in accuracy.empty_text
+
+    run_app(app, scenario)
+
+
 def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
     app = watch_fixed_run(tmp_path)
 
@@ -150,15 +224,20 @@ def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
         loss = screen.query_one("#loss", SeriesPlot)
         assert [s.label for s in loss.spec.series] == [*TERMS, "total"]
         assert len(loss.spec.series[0].xs) == 60 and "per step, smoothing 0.9" in loss.border_title
-        await pilot.press("l")      # log10: terms 1e-5 … 2 apart become readable together
-        assert loss.spec.ylabel == "log10(loss)" and max(loss.spec.series[4].ys) < -4
+        # Terms 1e-5 … 2 apart: the automatic scale is log10, so the small ones are readable.
+        assert "auto: log10" in loss.border_title and loss.spec.log_y and max(loss.spec.series[4].ys) < -4
+        await pilot.press("l")
+        assert loss.border_title.endswith(", linear") and not loss.spec.log_y
+        await pilot.press("l")      # log10 by choice
+        assert loss.border_title.endswith(", log10") and max(loss.spec.series[4].ys) < -4
         await pilot.press("l")
         assert loss.spec.ylabel == "loss / max" and max(loss.spec.series[4].ys) == pytest.approx(1.0)
         await pilot.press("l", "e")
-        assert "per epoch" in loss.border_title and len(loss.spec.series[0].xs) == 6
+        assert "auto" in loss.border_title and "per epoch" in loss.border_title
+        assert len(loss.spec.series[0].xs) == 6
         await pilot.press("e", "left_square_bracket", "left_square_bracket", "left_square_bracket")
         assert "smoothing 0," in loss.border_title
-        assert loss.spec.series[4].ys == screen.history.step_loss["AMD_N"]   # unsmoothed
+        assert loss.spec.series[4].ys == [math.log10(v) for v in screen.history.step_loss["AMD_N"]]  # unsmoothed
         await pilot.press("right_square_bracket")
         assert "smoothing 0.6," in loss.border_title
         await pilot.press("q")       # a finished run: quits without asking

@@ -112,15 +112,19 @@ class RunHistory:
     step_loss: dict[str, list[float]] = field(default_factory=dict)
     step_lr: list[float] = field(default_factory=list)
     step_t: list[float] = field(default_factory=list)
+    step_epoch: list[int] = field(default_factory=list)
     last_step: StepRecord | None = None
     epochs: list[EpochRecord] = field(default_factory=list)
+    lr_of_epoch: dict[int, float] = field(default_factory=dict)   # from steps, then epoch records
 
     def clear(self) -> None:
         self.step_x.clear()
         self.step_loss.clear()
         self.step_lr.clear()
         self.step_t.clear()
+        self.step_epoch.clear()
         self.epochs.clear()
+        self.lr_of_epoch.clear()
         self.last_step = None
 
     def add(self, records: Iterable[MetricsRecord]) -> None:
@@ -137,9 +141,14 @@ class RunHistory:
                         series.append(math.nan)
                 self.step_lr.append(record.lr or 0.0)
                 self.step_t.append(record.time or 0.0)
+                self.step_epoch.append(record.epoch)
+                if record.lr is not None:
+                    self.lr_of_epoch.setdefault(record.epoch, record.lr)
                 self.last_step = record
             elif isinstance(record, EpochRecord):
                 self.epochs.append(record)
+                if record.lr is not None:
+                    self.lr_of_epoch[record.epoch] = record.lr
 
     @property
     def terms(self) -> list[str]:
@@ -159,6 +168,16 @@ class RunHistory:
 
     def epoch_loss(self, term: str) -> tuple[list[int], list[float]]:
         return self.epoch_series(f"loss.{term}")
+
+    def term_weights(self, fallback: dict[str, float] | None = None) -> dict[int, dict[str, float]]:
+        """Each epoch's loss-term factors in the total (total = Σ factor × term), by epoch;
+        epochs not ended yet (or recorded without them) take ``fallback`` (the run's at start,
+        or the last epoch's when it has them)."""
+        weights = {record.epoch: record.term_weights for record in self.epochs if record.term_weights}
+        latest = weights[max(weights)] if weights else (fallback or {})
+        for epoch in set(self.step_epoch) | {record.epoch for record in self.epochs}:
+            weights.setdefault(epoch, latest)
+        return weights
 
     def latest_and_best(self) -> list[tuple[str, float | None, float | None]]:
         """(metric, latest, best) rows, the accuracies first (test, then train): losses best =

@@ -35,7 +35,7 @@ from kdtui.tui.process import TOLD_BY_SUMMARY, Launch, stop_run
 from kdtui.tui.widgets.run_header import RunHeader
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
-SCALES = ("linear", "log10", "normalised")
+SCALES = ("auto", "linear", "log10", "normalised")  # auto: log10 when the terms span > 2 decades
 WIDE = 110  # columns from which the panels sit side by side
 STEP_REDRAW_MIN_S = 2.0  # the per-step panels are redrawn at most this often…
 REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the trainer may share the CPU
@@ -49,6 +49,7 @@ class DashboardScreen(Screen):
         Binding("escape", "back(False)", "Back", show=False),
         Binding("e", "toggle_epoch_view", "Step/epoch"),
         Binding("l", "cycle_scale", "Scale"),
+        Binding("w", "toggle_weighted", "Weighted"),
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
         Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
         Binding("R", "resume", "Resume"),
@@ -66,6 +67,7 @@ class DashboardScreen(Screen):
         self.smoothing_index = 3
         self.scale_index = 0
         self.epoch_view = False
+        self.weighted = False
         self.launch_error: str | None = None
         self.phase = ""
         self.steps_pending = False
@@ -210,7 +212,7 @@ class DashboardScreen(Screen):
 
     def state(self) -> DashboardState:
         return DashboardState(self.history, self.summary, epoch_view=self.epoch_view,
-                              smoothing=self.smoothing, scale=self.scale)
+                              smoothing=self.smoothing, scale=self.scale, weighted=self.weighted)
 
     def draw(self, panels: list[Panel]) -> None:
         state = self.state()
@@ -291,6 +293,10 @@ class DashboardScreen(Screen):
 
     def action_cycle_scale(self) -> None:
         self.scale_index = (self.scale_index + 1) % len(SCALES)
+        self.draw_view()
+
+    def action_toggle_weighted(self) -> None:
+        self.weighted = not self.weighted
         self.draw_view()
 
     def action_smoothing(self, delta: int) -> None:
