@@ -62,6 +62,7 @@ class StepMetrics(Event):
     lr: float
     loss: dict[str, float]    # every active term by name, plus "total"
     img_per_s: float
+    system: dict[str, float] = field(default_factory=dict)  # CPU, RAM, per-GPU use (engine.system)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class EpochEnd(Event):
     img_per_s: float
     time_s: float
     term_weights: dict[str, float] = field(default_factory=dict)  # total = Σ weight × term, this epoch
+    system: dict[str, float] = field(default_factory=dict)  # CPU, RAM, per-GPU use at the epoch's end
 
 
 @dataclass

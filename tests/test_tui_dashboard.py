@@ -403,7 +403,10 @@ def test_s_mid_epoch_asks_and_can_stop_at_the_end_of_the_epoch(tmp_path):
     try:
         lines = run.metrics_path.read_text().splitlines()
         lines.append(json.dumps({"event": "step", "epoch": 7, "step": 8, "steps_per_epoch": 20,
-                                 "global_step": 128, "lr": 0.1, "loss": {"CE": 0.3, "total": 0.3}}))
+                                 "global_step": 128, "lr": 0.1, "loss": {"CE": 0.3, "total": 0.3},
+                                 "system": {"cpu_percent": 37.4, "ram_used_gb": 12.34, "ram_total_gb": 62.8,
+                                            "process_rss_gb": 1.1, "gpu0_util_percent": 85.0,
+                                            "gpu0_mem_used_gb": 10.04, "gpu0_mem_total_gb": 80.0}}))
         run.metrics_path.write_text("\n".join(lines) + "\n")
         summary = run.read_summary()
         run.write_summary({**summary, "status": "running", "epochs": 8, "pid": sleeper.pid,
@@ -413,6 +416,10 @@ def test_s_mid_epoch_asks_and_can_stop_at_the_end_of_the_epoch(tmp_path):
         async def scenario(pilot):
             screen = app.screen
             await wait_for(pilot, lambda: screen.history.last_step is not None, 10, "the step")
+            # While it trains, the header says how the machine is used (system metrics).
+            screen.update_header()
+            header = str(screen.query_one("#header").render())
+            assert "CPU 37%  RAM 12.3/62.8 GB (run 1.1)  GPU0 85% 10.0/80.0 GB" in header
             launch = screen.launch = FakeLaunch(run.path)
             await pilot.press("s")
             assert isinstance(app.screen, StopScreen)

@@ -33,6 +33,7 @@ from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.mixing import mix_batch
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
+from kdtui.engine.system import SystemSampler
 from kdtui.environment import collect_environment
 from kdtui.engine.teacher import FrozenTeacher
 from kdtui.errors import CheckpointError, ConfigError, KdtuiError
@@ -121,6 +122,7 @@ class Trainer:
         self.best_epoch = 0
         self.last_test_acc: float | None = None
         self.teacher_test_acc: float | None = None
+        self.system = SystemSampler(cuda=self.device.type == "cuda")  # sampled where steps are logged
 
     def setup_objective(self) -> None:
         """Size learned loss modules with one dry forward of a zero batch: before the
@@ -343,7 +345,7 @@ class Trainer:
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
-                    img_per_s=seen / max(time.time() - epoch_start, 1e-9)))
+                    img_per_s=seen / max(time.time() - epoch_start, 1e-9), system=self.system.sample()))
                 window, window_steps = {}, 0
         train_time = time.time() - epoch_start
         done = max(step - skipped, 1)
@@ -359,7 +361,7 @@ class Trainer:
             train_acc=100.0 * correct.item() / max(seen, 1), test_acc=test_acc,
             best_test_acc=self.best_test_acc, best_epoch=self.best_epoch,
             img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
-            term_weights=self.objective.coefficients(epoch),
+            term_weights=self.objective.coefficients(epoch), system=self.system.sample(),
         ))
         state = self.state()
         # best.pt first: a kill between the two writes then leaves last.pt at the previous

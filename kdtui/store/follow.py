@@ -24,6 +24,7 @@ from typing import Iterable
 from kdtui.store.catalogue import reconcile
 from kdtui.store.folders import RunDir
 from kdtui.store.records import EpochRecord, MetricsRecord, StepRecord, Summary, parse_line
+from kdtui.store.system import SystemSample
 
 
 @dataclass
@@ -222,6 +223,7 @@ class RunProgress:
     best_acc: float | None = None
     best_epoch: int | None = None
     teacher_acc: float | None = None
+    system: SystemSample | None = None  # the machine's use, as last sampled (while running)
 
 
 def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = "",
@@ -245,6 +247,7 @@ def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = 
         p.test_acc, p.best_acc, p.best_epoch = ys[-1], ys[best], xs[best]
     next_epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1
     if status == "running" and last is not None:
+        p.system = SystemSample.from_record(last)
         p.epoch, p.step, p.steps_per_epoch = last.epoch, last.step, last.steps_per_epoch
         if p.epoch <= done:  # the epoch finished; the next one has not logged a step yet
             p.epoch, p.step = next_epoch, 0

@@ -167,6 +167,7 @@ class StepRecord(Record):
     loss: dict[str, float] = field(default_factory=dict)   # every active term, plus "total"
     img_per_s: float | None = None
     time: float | None = None
+    system: dict[str, float] = field(default_factory=dict)  # CPU/RAM/GPU use (kdtui.store.system)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -187,6 +188,7 @@ class EpochRecord(Record):
     time_s: float | None = None
     time: float | None = None
     term_weights: dict[str, float] = field(default_factory=dict)  # total = Σ weight × term
+    system: dict[str, float] = field(default_factory=dict)  # CPU/RAM/GPU use (kdtui.store.system)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def value(self, key: str) -> float | None:
@@ -198,7 +200,7 @@ class EpochRecord(Record):
 
 
 _EPOCH_NUMBERS = {item.name for item in dataclasses.fields(EpochRecord)
-                  if item.name not in ("loss", "extra", "term_weights")}
+                  if item.name not in ("loss", "extra", "term_weights", "system")}
 
 MetricsRecord = typing.Union[StepRecord, EpochRecord]
 _KINDS: dict[str, type[Record]] = {"step": StepRecord, "epoch": EpochRecord}

@@ -72,14 +72,14 @@ class RunStoreWriter:
         self.run.append_record(StepRecord(
             epoch=event.epoch, step=event.step, steps_per_epoch=event.steps_per_epoch,
             global_step=event.global_step, lr=event.lr, loss=dict(event.loss),
-            img_per_s=event.img_per_s, time=event.time))
+            img_per_s=event.img_per_s, time=event.time, system=dict(event.system)))
 
     def on_epoch(self, event: ev.EpochEnd) -> None:
         self.run.append_record(EpochRecord(
             epoch=event.epoch, epochs=event.epochs, lr=event.lr, loss=dict(event.loss),
             train_acc=event.train_acc, test_acc=event.test_acc, best_test_acc=event.best_test_acc,
             best_epoch=event.best_epoch, img_per_s=event.img_per_s, time_s=event.time_s,
-            time=event.time, term_weights=dict(event.term_weights)))
+            time=event.time, term_weights=dict(event.term_weights), system=dict(event.system)))
         summary = self.summary
         summary.epochs_done, summary.best_test_acc = event.epoch, event.best_test_acc
         summary.best_epoch, summary.final_test_acc = event.best_epoch, event.test_acc
