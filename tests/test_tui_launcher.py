@@ -131,6 +131,43 @@ def test_choosing_a_preset_shows_its_values(tiny_presets: Path) -> None:
     run_home(body)
 
 
+def test_the_form_is_usable_before_pytorch_has_loaded(tiny_presets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import kdtui.tui.launcher.launcher as launcher_module
+
+    release = threading.Event()
+    real = launcher_module.load_loss_specs
+
+    def slow_loss_specs():
+        release.wait(60)                     # as if importing PyTorch took this long
+        return real()
+
+    monkeypatch.setattr(launcher_module, "load_loss_specs", slow_loss_specs)
+
+    async def main() -> None:
+        app = KdtuiApp(runs_root(), start="home")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: bool(app.screen.query(Launcher)))
+            launcher = app.screen.query_one(Launcher)
+            await wait_until(pilot, lambda: launcher.shown)
+            await settle(pilot, launcher)
+            assert not launcher.ready and launcher.preset_path == tiny_presets / "tiny_student.yaml"
+            assert launcher.field("train.epochs").editor.value == "3" and launcher.teacher.source == "auto"
+            await type_into(pilot, launcher, "train.epochs", "5")       # editable already
+            assert launcher.command_line() == "kdtui run tiny_student --set train.epochs=5 --headless"
+            assert "once PyTorch has loaded" in str(launcher.query_one("#launcher-status").content)
+            assert launcher.query_one("#start").disabled and app.screen.query("#losses-loading")
+            release.set()
+            await wait_until(pilot, lambda: launcher.ready, READY_TIMEOUT_S)
+            await settle(pilot, launcher)
+            assert launcher.query_one("#loss-amd .loss-switch").value is True
+            assert launcher.overrides() == ["train.epochs=5"] and launcher.valid   # the edit is kept
+            assert not launcher.query_one("#start").disabled
+
+    asyncio.run(main())
+
+
 def test_every_loss_and_its_options_are_generated(tiny_presets: Path) -> None:
     async def body(app, pilot, launcher: Launcher) -> None:
         from kdtui.losses import LOSSES
