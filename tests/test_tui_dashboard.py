@@ -325,6 +325,25 @@ def test_the_palettes_quit_asks_like_ctrl_q_while_a_run_started_here_trains(tmp_
     run_app(app, scenario)
 
 
+def test_the_palette_offers_the_screens_key_actions(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        commands = {c.title: c for c in app.get_system_commands(screen)}
+        assert {"Stop", "Step/epoch", "Scale", "Weighted", "Resume"} <= set(commands)
+        assert commands["Weighted"].help == "dashboard: key w"
+        await commands["Weighted"].callback()
+        assert screen.weighted
+        app.open_runs()
+        await pilot.pause(0.5)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Mark", "Filter", "Sort", "Export CSV", "Back"} <= titles
+
+    run_app(app, scenario)
+
+
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_the_quit_question_wraps_so_the_watch_hint_shows(tmp_path, size):
     app = watch_fixed_run(tmp_path)

@@ -18,11 +18,12 @@ Usage::
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -113,6 +114,24 @@ class KdtuiApp(App[None], inherit_bindings=False):
         from kdtui.tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
+
+    # --- the command palette ----------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands, then kdtui's key actions that can run now on this screen (and
+        its focused widget), as the footer shows them: "Stop", "Weighted", "Export CSV"…"""
+        yield from super().get_system_commands(screen)
+        seen = {"Quit", "Keys", "Theme", "Help"}
+        where = type(screen).__name__.removesuffix("Screen").lower()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            title = binding.description
+            if (not title or title in seen or not active.enabled or not binding.show
+                    or not type(active.node).__module__.startswith("kdtui.")):
+                continue
+            seen.add(title)
+            yield SystemCommand(title, f"{where}: key {self.get_key_display(binding)}",
+                                partial(self.run_action, binding.action, active.node))
 
     # --- back and quit ---------------------------------------------------------------------
 
