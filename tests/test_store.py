@@ -245,7 +245,7 @@ def test_last_recorded_epoch_reads_only_the_tail_past_step_lines(tmp_path):
             handle.write(json.dumps(step_record(step, 1.0)) + "\n")
         handle.write('{"event": "epoch", "epoch": 3, "te')   # torn: not counted
     assert last_recorded_epoch(run.metrics_path) == 2
-    assert last_recorded_epoch(tmp_path / "none.jsonl") == 0
+    assert last_recorded_epoch(tmp_path / "none.jsonl") is None     # no file: nothing to hold against
 
 
 def test_progress_of_a_run_without_summary_comes_from_its_records():
@@ -255,6 +255,8 @@ def test_progress_of_a_run_without_summary_comes_from_its_records():
     assert (progress.status, progress.epoch, progress.epochs) == ("broken", 3, 4)
     assert (progress.test_acc, progress.best_acc, progress.best_epoch) == (20.0, 30.0, 2)
     assert run_progress(None, RunHistory()).status == "starting"
+    # A summary with no metrics.jsonl beside it (a fabricated or trimmed folder) is believed.
+    assert run_progress(Summary(status="finished", epochs_done=3), RunHistory()).status == "finished"
     assert run_progress(None, RunHistory(), summary_unreadable=True).status == "broken"
 
 

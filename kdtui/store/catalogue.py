@@ -74,8 +74,9 @@ class RunRow:
                          self.method)).lower()
 
 
-def last_recorded_epoch(path: Path) -> int:
-    """The epoch number of the last complete epoch record of a metrics.jsonl (0: none).
+def last_recorded_epoch(path: Path) -> int | None:
+    """The epoch number of the last complete epoch record of a metrics.jsonl (0: none; None:
+    no such file).
 
     Read backwards from the end, a chunk at a time, so listing many long runs reads only
     their tails; a torn last line (no newline yet, or a file cut mid-line) does not count."""
@@ -99,18 +100,23 @@ def last_recorded_epoch(path: Path) -> int:
                         return record.epoch
                 tail = lines[0] if start > 0 else b""
     except OSError:
-        pass
+        return None
     return 0
 
 
-def reconcile(summary: Summary | None, metrics_epochs: int, *, has_config: bool = True,
+def reconcile(summary: Summary | None, metrics_epochs: int | None, *, has_config: bool = True,
               summary_exists: bool = False) -> tuple[str, str]:
-    """(status to show, what is wrong) from summary.json and what metrics.jsonl holds.
+    """(status to show, what is wrong) from summary.json and the epochs metrics.jsonl holds
+    (None: there is no metrics.jsonl, so nothing to hold the summary against).
 
     A folder is "broken" when its record files disagree: summary.json unreadable, missing
     although epochs were recorded, or counting more epochs done than metrics.jsonl holds
     (a file cut or edited: the curves would stop short of what the table says)."""
     status = effective_status(summary, has_config)
+    if metrics_epochs is None:
+        if summary is None and summary_exists:
+            return "broken", "summary.json is unreadable"
+        return status, ""
     if summary is None:
         if summary_exists:
             return "broken", "summary.json is unreadable" + (
@@ -147,13 +153,14 @@ def read_run_row(run: RunDir) -> RunRow:
         row.epochs = summary.epochs or row.epochs
         row.duration_s = summary.wall_time_s
         row.error = summary.error or ""
-    if problem:  # what the metrics say, which the curves show too
+    if problem and metrics_epochs is not None:  # what the metrics say, which the curves show too
         epochs = [record for record in run.epochs() if record.epoch <= metrics_epochs]
         accuracies = [record.test_acc for record in epochs if record.test_acc is not None]
         row.epochs_done = metrics_epochs
         row.best_acc = max(accuracies) if accuracies else None
         row.final_acc = epochs[-1].test_acc if epochs else None
         row.epochs = row.epochs or (epochs[-1].epochs if epochs else None)
+    if problem:
         row.error = problem
     return row
 

@@ -233,12 +233,13 @@ def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = 
     disagrees with the records (missing, unreadable, more epochs than recorded) makes the
     run "broken", with the epochs and accuracies of the records."""
     now = time.time() if now is None else now
-    recorded = history.epochs[-1].epoch if history.epochs else 0
+    # The epochs the records hold (None: no record read at all, nothing to hold the summary against).
+    recorded = history.epochs[-1].epoch if history.epochs else (0 if history.step_x else None)
     status, problem = reconcile(summary, recorded, summary_exists=summary_unreadable)
     summary = summary or Summary()
     last = history.last_step
     epochs = summary.epochs or (history.epochs[-1].epochs if history.epochs else None)
-    done = recorded if problem else summary.epochs_done
+    done = recorded if problem and recorded is not None else summary.epochs_done
     p = RunProgress(run_id=run_id, status=status, device=summary.device or "?", epochs=epochs,
                     phase=phase, problem=problem, teacher_acc=summary.teacher_test_acc)
     xs, ys = history.epoch_series("test_acc")
