@@ -325,6 +325,26 @@ def test_the_palettes_quit_asks_like_ctrl_q_while_a_run_started_here_trains(tmp_
     run_app(app, scenario)
 
 
+def test_help_lists_the_keys_grouped_by_screen_the_current_one_first(tmp_path):
+    from kdtui.tui.screens.help import HelpScreen
+
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.pause(0.2)
+        lines = [line.strip("│ ") for line in screen_text(app, app.screen.query_one("#help-dialog").region).splitlines()]
+        titles = [line for line in lines if line.startswith(("Dashboard", "Home", "Runs viewer", "Everywhere"))]
+        assert titles[:3] == ["Dashboard (this screen)", "Home (launcher)", "Runs viewer"]
+        assert "w     Weighted" in lines and "q     Back / Quit" in lines
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, DashboardScreen)
+
+    run_app(app, scenario)
+
+
 def test_the_palette_offers_the_screens_key_actions(tmp_path):
     app = watch_fixed_run(tmp_path)
 

@@ -206,10 +206,13 @@ class KdtuiApp(App[None], inherit_bindings=False):
             self.notify(str(exc), title="Cannot resume", severity="error")
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        """?: the keys of every screen, grouped by screen (the current one first)."""
+        from kdtui.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
         else:
-            self.action_show_help_panel()
+            self.push_screen(HelpScreen(current=type(self.screen)))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
