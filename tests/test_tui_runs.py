@@ -259,6 +259,16 @@ def test_mark_two_runs_overlays_curves_and_diffs_only_differing_keys(tmp_path):
         overlay = screen.query_one("#runs-overlay", SeriesPlot)
         assert [s.label for s in overlay.spec.series] == ["amd_wrn16_1", "kd_wrn16_1"]
         assert [len(s.xs) for s in overlay.spec.series] == [3, 6]
+        assert str(overlay.border_title).startswith("test accuracy % per epoch")
+        # m: the next metric overlaid (train accuracy, the total loss, the shared terms, the LR).
+        titles = []
+        for _ in range(5):
+            await pilot.press("m")
+            titles.append(str(overlay.border_title).split(" per epoch")[0])
+        assert titles == ["train accuracy %", "total loss", "loss CE", "learning rate", "test accuracy %"]
+        await pilot.press("m", "m")
+        assert overlay.spec.series[1].ys[0] == 2.5            # kd_wrn16_1's total loss of epoch 1
+        await pilot.press("m", "m", "m")
         diff = screen.query_one("#runs-diff")
         keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
         assert keys == ["preset", "description", "loss.amd.weight", "loss.amd.margin",

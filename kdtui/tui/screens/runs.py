@@ -52,6 +52,7 @@ class RunsScreen(Screen):
         Binding("o", "next_sort", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("D", "toggle_diff_keys", "Diff keys"),
+        Binding("m", "next_metric", "Metric", show=False),  # the overlay's title says so
         Binding("R", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
@@ -200,7 +201,7 @@ class RunsScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("back", "app.quit", "quit"):
             return first_screen_check(self, action)
-        if action == "toggle_diff_keys":
+        if action in ("toggle_diff_keys", "next_metric"):
             return len(self.table.marked) >= 2  # shown only while comparing
         return True
 
@@ -218,6 +219,9 @@ class RunsScreen(Screen):
 
     def action_toggle_diff_keys(self) -> None:
         self.compare.toggle_diff_keys()
+
+    def action_next_metric(self) -> None:
+        self.compare.next_metric()
 
     def action_refresh(self) -> None:
         self.table.reading = True
