@@ -23,5 +23,5 @@ class LrPanel(Panel, SeriesPlot):
 
     def update_from(self, state: DashboardState) -> None:
         xs, ys = staircase(state.history.lr_of_epoch)
-        self.show([Series("lr per epoch", xs, ys, color=palette_colour(1))], xlabel="epoch",
+        self.show([Series("lr", xs, ys, color=palette_colour(1))], xlabel="epoch",
                   integer_x=True, legend="border")
