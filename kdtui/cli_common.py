@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -85,14 +84,18 @@ def user_errors() -> Iterator[None]:
 
 
 class StopOnSignal:
-    """First Ctrl-C / SIGTERM asks the trainer to stop cleanly; a second Ctrl-C interrupts."""
+    """First Ctrl-C / SIGTERM asks the trainer to stop cleanly; a second Ctrl-C interrupts.
+    SIGUSR1 asks it to finish the current epoch, checkpoint it, then stop (exit 128 + 10)."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        from kdtui.events import StopRequest
+
+        self.event = StopRequest()
         self.signum: int | None = None
 
     def __enter__(self) -> "StopOnSignal":
         self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self.handle_epoch_end)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,6 +108,12 @@ class StopOnSignal:
         self.signum = signum
         self.event.set()
         print("\nstopping: finishing the current step, keeping the last checkpoint…", file=sys.stderr)
+
+    def handle_epoch_end(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.event.at_epoch_end.set()
+        print("\nstopping at the end of this epoch (it is checkpointed first)…", file=sys.stderr)
 
     @property
     def exit_code(self) -> int:

@@ -1,7 +1,8 @@
 """The headless console: an event sink printing a run's progress with rich.
 
-On a terminal it shows a live progress line (loss terms, accuracy, LR, img/s, ETA) and
-one line per finished epoch; when the output is not a terminal (a log file, CI, nohup)
+On a terminal it shows a live progress line (ETA, accuracy, img/s, LR, then the loss terms,
+wrapped onto a second line rather than cut on a narrow terminal) and one line per finished
+epoch; when the output is not a terminal (a log file, CI, nohup)
 it prints only the one line per epoch.
 
 Usage::
@@ -19,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from kdtui import events as ev
 
@@ -86,9 +88,11 @@ class HeadlessConsole:
             f"({event.student_params:,} params){teacher}, {event.epochs} epochs{resumed}\n"
             f"  run folder: {escape(event.run_dir)}")
         if self.live:
+            # The bar keeps its width and the info wraps: at 120 columns nothing is cut.
             self.progress = Progress(
-                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(bar_width=16),
+                MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}", table_column=Column(no_wrap=False, overflow="fold", ratio=1)),
                 console=self.console, transient=True)
             self.progress.start()
             self.task = self.progress.add_task(
@@ -102,8 +106,8 @@ class HeadlessConsole:
     def on_step(self, event: ev.StepMetrics) -> None:
         if self.progress is None:
             return
-        info = (f"{format_terms(event.loss)} | lr {event.lr:.3g} | {event.img_per_s:.0f} img/s"
-                f"{self.last_acc} | ETA {self.eta_in_epoch(event)}")
+        info = (f"ETA {self.eta_in_epoch(event)}{self.last_acc} | {event.img_per_s:.0f} img/s | "
+                f"lr {event.lr:.3g} | {format_terms(event.loss)}")
         self.progress.update(self.task, completed=event.step, epoch=event.epoch, info=info)
 
     def eta_in_epoch(self, event: ev.StepMetrics) -> str:
@@ -113,7 +117,7 @@ class HeadlessConsole:
         return format_duration(steps_left / rate) if rate > 0 else "?"
 
     def on_epoch(self, event: ev.EpochEnd) -> None:
-        self.last_acc = f" | test {event.test_acc:.1f}%"
+        self.last_acc = f" | test {event.test_acc:.2f}%"
         width = len(str(event.epochs))
         self.print(
             f"epoch {event.epoch:>{width}}/{event.epochs} lr {event.lr:.4g} | {format_terms(event.loss)} | "

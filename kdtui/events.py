@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -42,6 +43,7 @@ class RunStarted(Event):
     method: str = ""          # the active loss terms as labelled by the loss registry
     environment: dict[str, Any] = field(default_factory=dict)  # versions, GPUs, command line
     study: dict[str, Any] | None = None  # {"id", "point", ...} when a study (sweep) started it
+    term_weights: dict[str, float] = field(default_factory=dict)  # each term's factor in the total
 
 
 @dataclass
@@ -60,6 +62,7 @@ class StepMetrics(Event):
     lr: float
     loss: dict[str, float]    # every active term by name, plus "total"
     img_per_s: float
+    system: dict[str, float] = field(default_factory=dict)  # CPU, RAM, per-GPU use (engine.system)
 
 
 @dataclass
@@ -75,6 +78,8 @@ class EpochEnd(Event):
     best_epoch: int
     img_per_s: float
     time_s: float
+    term_weights: dict[str, float] = field(default_factory=dict)  # total = Σ weight × term, this epoch
+    system: dict[str, float] = field(default_factory=dict)  # CPU, RAM, per-GPU use at the epoch's end
 
 
 @dataclass
@@ -116,3 +121,13 @@ class RunFailed(RunEnded):
 
 
 Sink = Callable[[Event], None]
+
+
+class StopRequest(threading.Event):
+    """How a training process is asked to stop (the trainer's ``stop_event``): ``set()`` stops
+    after the current step, abandoning the epoch; ``at_epoch_end.set()`` lets the epoch
+    finish and be checkpointed first. Either way the run ends "stopped"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_epoch_end = threading.Event()

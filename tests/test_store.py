@@ -17,7 +17,7 @@ from kdtui.store import (EpochRecord, RunDescription, RunDir, StepRecord, Summar
                          describe_config, effective_status, list_run_rows, method_label, read_run_row)
 from kdtui.store.announce import announce
 from kdtui.store.export import config_diff, export_epochs_csv, flatten
-from kdtui.store.follow import RunFollower, RunHistory
+from kdtui.store.follow import RunFollower, RunHistory, run_progress
 from kdtui.store.records import is_step_line, parse_line, parse_record, record_line
 from kdtui.tui.process import Launch
 from kdtui.tui.series import IncrementalEma, downsample, ema, log10_values, normalized
@@ -97,6 +97,8 @@ def test_history_series_terms_and_best():
     assert history.step_x == [1, 2] and history.step_loss["total"] == [4.0, 3.0]
     assert history.epoch_series("test_acc") == ([1, 2], [9.0, 5.0])
     rows = {name: (latest, best) for name, latest, best in history.latest_and_best()}
+    assert [name for name, _, _ in history.latest_and_best()][:2] == ["test acc %", "train acc %"]
+    assert history.best_epoch() == 1
     assert rows["test acc %"] == (5.0, 9.0)           # accuracy: best is the highest
     assert rows["loss total"] == (1.5, 1.5)           # latest and best are epoch means
     history = RunHistory()
@@ -139,6 +141,20 @@ def test_downsample_keeps_length_bound_and_bucket_means():
     assert len(dx) == 100 and dx[-1] == 999
     assert dy[0] == pytest.approx(sum(range(10)) / 10)
     assert downsample([1, 2], [3.0, 4.0], 100) == ([1, 2], [3.0, 4.0])
+
+
+def test_round_ticks_and_their_labels():
+    from kdtui.tui.panels.lr import staircase
+    from kdtui.tui.series import log_tick_labels, nice_ticks, spans_decades, tick_label
+
+    assert nice_ticks(2, 120, 7, integer=True) == [20, 40, 60, 80, 100, 120]
+    assert nice_ticks(28.8, 66.2, 5, integer=True) == [30, 40, 50, 60]
+    assert nice_ticks(-0.05, 0.31, 5) == [0.0, 0.1, 0.2, 0.3]
+    assert tick_label(-0.0) == "0" and tick_label(-1e-17) != "-0"
+    ticks, labels = log_tick_labels(-5.2, 0.4, 8)
+    assert ticks == [-5, -4, -3, -2, -1, 0] and labels == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1"]
+    assert spans_decades([[2.0, 1.0], [1e-5, 2e-5]]) and not spans_decades([[2.0], [0.05]])
+    assert staircase({1: 0.1, 2: 0.1, 3: 0.01}) == ([0, 1, 1, 2, 2, 3], [0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
 
 
 def test_log_and_normalised_scales():
@@ -187,8 +203,61 @@ def test_rows_tolerate_broken_folders_and_flag_dead_running_runs(tmp_path):
     assert rows["ok"].best_acc == 18.0 and rows["ok"].pair == "wrn_16_3 → wrn_16_1"
     assert rows["ok"].method == "ce+kd"
     assert rows["empty"].status == "broken"
-    assert rows["badsummary"].status == "starting"
+    assert rows["badsummary"].status == "broken" and "unreadable" in rows["badsummary"].error
     assert rows["killed"].status == "crashed"
+
+
+def test_a_run_without_a_readable_summary_is_listed_broken_from_its_metrics(tmp_path):
+    missing = make_run(tmp_path, "20261128-101500-missing", epochs=3)
+    bad = make_run(tmp_path, "20261128-101501-bad", epochs=3)
+    bad.summary_path.write_text("{not json")
+    make_run(tmp_path, "20261128-101502-new")            # config only: a run starting now
+    rows = {row.name: row for row in list_run_rows(tmp_path)}
+    for name in ("missing", "bad"):
+        row = rows[name]
+        assert (row.status, row.epochs_done, row.epochs) == ("broken", 3, 4)
+        assert row.best_acc == 27.0 and row.final_acc == 27.0      # from the epoch records
+        assert "metrics.jsonl holds 3 epoch(s)" in row.error
+    assert rows["new"].status == "starting" and rows["new"].error == ""
+
+
+def test_metrics_cut_mid_line_make_a_finished_run_broken(tmp_path):
+    run = make_run(tmp_path, epochs=3, summary={"status": "finished", "epochs": 3, "epochs_done": 3,
+                                                 "best_test_acc": 27.0, "final_test_acc": 27.0})
+    assert read_run_row(run).status == "finished"
+    text = run.metrics_path.read_text()
+    run.metrics_path.write_text(text[:-20])               # the last epoch line cut mid-line
+    row = read_run_row(run)
+    assert (row.status, row.epochs_done, row.best_acc) == ("broken", 2, 18.0)
+    assert "holds 2 of the 3 epochs" in row.error
+    history = RunHistory()
+    history.add(run.epochs())
+    progress = run_progress(run.summary(), history, run_id=run.id)
+    assert (progress.status, progress.epoch, progress.best_acc, progress.best_epoch) == ("broken", 2, 18.0, 2)
+
+
+def test_last_recorded_epoch_reads_only_the_tail_past_step_lines(tmp_path):
+    from kdtui.store.catalogue import last_recorded_epoch
+
+    run = make_run(tmp_path, epochs=2)
+    with run.metrics_path.open("a") as handle:   # far more step lines than one tail chunk holds
+        for step in range(1, 2000):
+            handle.write(json.dumps(step_record(step, 1.0)) + "\n")
+        handle.write('{"event": "epoch", "epoch": 3, "te')   # torn: not counted
+    assert last_recorded_epoch(run.metrics_path) == 2
+    assert last_recorded_epoch(tmp_path / "none.jsonl") is None     # no file: nothing to hold against
+
+
+def test_progress_of_a_run_without_summary_comes_from_its_records():
+    history = RunHistory()
+    history.add(map(parse_record, [epoch_record(1), epoch_record(2, acc=30.0), epoch_record(3, acc=20.0)]))
+    progress = run_progress(None, history, run_id="x")
+    assert (progress.status, progress.epoch, progress.epochs) == ("broken", 3, 4)
+    assert (progress.test_acc, progress.best_acc, progress.best_epoch) == (20.0, 30.0, 2)
+    assert run_progress(None, RunHistory()).status == "starting"
+    # A summary with no metrics.jsonl beside it (a fabricated or trimmed folder) is believed.
+    assert run_progress(Summary(status="finished", epochs_done=3), RunHistory()).status == "finished"
+    assert run_progress(None, RunHistory(), summary_unreadable=True).status == "broken"
 
 
 def test_effective_status_trusts_other_hosts_and_checks_live_processes():

@@ -17,7 +17,7 @@ import kdtui.presets
 from kdtui.config import load_config
 from kdtui.errors import KdtuiError
 from kdtui.presets import find_preset
-from kdtui.store import RunDir, check_run_name, runs_root
+from kdtui.store import RunDir, runs_root
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.home import HomeScreen
@@ -82,13 +82,16 @@ async def pick_preset(pilot, launcher: Launcher, name: str) -> None:
     await settle(pilot, launcher)
 
 
-def write_finished_run(root: Path) -> RunDir:
-    run = RunDir(root / FINISHED_RUN)
+def write_finished_run(root: Path, run_id: str = FINISHED_RUN) -> RunDir:
+    run = RunDir(root / run_id)
     (run.path / "checkpoints").mkdir(parents=True)
     run.write_config({"preset": "tiny_teacher", "data": {"dataset": "shapes"}, "student": {"arch": "wrn_16_1"},
                       "loss": {"ce": {"weight": 1.0}}, "train": {"epochs": 2}})
-    run.write_summary({"status": "finished", "run_id": FINISHED_RUN, "epochs": 2, "epochs_done": 2,
+    run.write_summary({"status": "finished", "run_id": run_id, "epochs": 2, "epochs_done": 2,
                        "best_test_acc": 61.25, "final_test_acc": 60.5})
+    # Its epochs recorded too: a summary counting epochs metrics.jsonl lacks is listed broken.
+    run.metrics_path.write_text("".join(f'{{"event": "epoch", "epoch": {e}, "test_acc": {acc}}}\n'
+                                        for e, acc in ((1, 61.25), (2, 60.5))))
     return run
 
 
@@ -126,6 +129,43 @@ def test_choosing_a_preset_shows_its_values(tiny_presets: Path) -> None:
         assert launcher.overrides() == [] and launcher.valid
 
     run_home(body)
+
+
+def test_the_form_is_usable_before_pytorch_has_loaded(tiny_presets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import kdtui.tui.launcher.launcher as launcher_module
+
+    release = threading.Event()
+    real = launcher_module.load_loss_specs
+
+    def slow_loss_specs():
+        release.wait(60)                     # as if importing PyTorch took this long
+        return real()
+
+    monkeypatch.setattr(launcher_module, "load_loss_specs", slow_loss_specs)
+
+    async def main() -> None:
+        app = KdtuiApp(runs_root(), start="home")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: bool(app.screen.query(Launcher)))
+            launcher = app.screen.query_one(Launcher)
+            await wait_until(pilot, lambda: launcher.shown)
+            await settle(pilot, launcher)
+            assert not launcher.ready and launcher.preset_path == tiny_presets / "tiny_student.yaml"
+            assert launcher.field("train.epochs").editor.value == "3" and launcher.teacher.source == "auto"
+            await type_into(pilot, launcher, "train.epochs", "5")       # editable already
+            assert launcher.command_line() == "kdtui run tiny_student --set train.epochs=5 --headless"
+            assert "once PyTorch has loaded" in str(launcher.query_one("#launcher-status").content)
+            assert launcher.query_one("#start").disabled and app.screen.query("#losses-loading")
+            release.set()
+            await wait_until(pilot, lambda: launcher.ready, READY_TIMEOUT_S)
+            await settle(pilot, launcher)
+            assert launcher.query_one("#loss-amd .loss-switch").value is True
+            assert launcher.overrides() == ["train.epochs=5"] and launcher.valid   # the edit is kept
+            assert not launcher.query_one("#start").disabled
+
+    asyncio.run(main())
 
 
 def test_every_loss_and_its_options_are_generated(tiny_presets: Path) -> None:
@@ -189,6 +229,44 @@ def test_valid_change_enables_start_with_the_overrides(tiny_presets: Path, monke
     run_home(body)
 
 
+def test_a_dataset_the_teacher_cannot_serve_is_rejected(tiny_presets: Path) -> None:
+    async def body(app, pilot, launcher: Launcher) -> None:
+        dataset = launcher.field("data.dataset").editor
+        dataset.value = "cifar100"            # the teacher (auto, preset tiny_teacher) knows 10 classes
+        await settle(pilot, launcher)
+        assert not launcher.valid and launcher.query_one("#start").disabled
+        error = launcher.field_error("data.dataset")
+        assert "cifar100 has 100 classes" in error and "preset 'tiny_teacher'" in error and "shapes" in error
+        dataset.value = "cifar10"             # 10 classes too: the same head
+        await settle(pilot, launcher)
+        assert launcher.valid
+        dataset.value = "cifar100"
+        await settle(pilot, launcher)
+        await set_switch(pilot, launcher, "#loss-kd .loss-switch", False)
+        await set_switch(pilot, launcher, "#loss-amd .loss-switch", False)
+        assert launcher.valid                 # no loss uses the teacher: nothing to serve
+
+    run_home(body)
+
+
+def test_the_command_box_shows_the_whole_command(tiny_presets: Path) -> None:
+    from test_tui_dashboard import screen_text
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        for key, value in (("train.epochs", "12345"), ("train.lr", "0.0123456"), ("train.seed", "987654321"),
+                           ("train.weight_decay", "0.000321"), ("train.batch_size", "48"),
+                           ("student.arch", "wrn_16_1"), ("train.device", "cpu"), ("train.milestones", "[3, 6, 9]")):
+            await type_into(pilot, launcher, key, value)
+        box = launcher.query_one("#launcher-command")
+        await pilot.pause(0.2)
+        command = launcher.command_line()
+        assert len(command) > 3 * box.size.width          # longer than the three lines it had
+        shown = "".join(screen_text(app, box.region).split("\n"))
+        assert "".join(shown.split()) == "".join(("$ " + command).split())
+
+    run_home(body)
+
+
 def test_turning_losses_on_and_off(tiny_presets: Path) -> None:
     async def body(app, pilot, launcher: Launcher) -> None:
         await set_switch(pilot, launcher, "#loss-at .loss-switch", True)
@@ -227,15 +305,19 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
         name_input = app.screen.query_one("#preset-name")
         assert name_input.value == "tiny_student_custom"
+        description = app.screen.query_one("#preset-description-input")
+        assert description.value == ("tiny_student with loss.amd.local=false, loss.kd.weight=0, "
+                                     "train.lr=0.02")                  # not the old description
         name_input.value = "bad/name"
         await pilot.pause()
         assert app.screen.query_one("#save").disabled
-        # The rule and the message of run names (kdtui.store.check_run_name).
-        with pytest.raises(KdtuiError) as caught:
-            check_run_name("bad/name")
-        assert app.screen.query_one("#preset-name-error").message == str(caught.value)
+        # The rule of run names, with a preset's wording and example (not "--name wrn16_amd").
+        message = app.screen.query_one("#preset-name-error").message
+        assert message.startswith("Preset name 'bad/name' is not allowed") and "--name" not in message
         name_input.value = "tiny_mine"
+        description.value = "tiny student, KD off, global AMD"
         await pilot.pause()
+        name_input.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
         await settle(pilot, launcher)
@@ -243,26 +325,32 @@ def test_save_as_preset_writes_a_preset_that_loads(tiny_presets: Path) -> None:
         saved = tiny_presets / "tiny_mine.yaml"
         raw = yaml.safe_load(saved.read_text())
         assert raw["preset"] == "tiny_mine" and list(raw)[0] == "preset"
+        assert raw["description"] == "tiny student, KD off, global AMD"
         assert raw["loss"]["kd"] == {"weight": 0, "temperature": 4}
         loaded = load_config(saved).to_dict()
-        assert loaded == {**shown, "preset": "tiny_mine"}
+        assert loaded == {**shown, "preset": "tiny_mine", "description": "tiny student, KD off, global AMD"}
         # The form now edits the saved preset: same values, nothing overridden.
         assert launcher.preset_path == saved and launcher.overrides() == []
         assert launcher.field("train.lr").editor.value == "0.02"
 
-        # Saving over an existing preset asks first; "no" leaves the file alone.
+        # Saving over an existing preset asks first; "n" goes back to the name, the file untouched.
         await type_into(pilot, launcher, "train.epochs", "7")
-        for answer in ("n", "y"):
-            await pilot.press("ctrl+s")
-            await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
-            app.screen.query_one("#preset-name").value = "tiny_mine"
-            await pilot.pause()
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press(answer)
-            await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-            await settle(pilot, launcher)
-            assert load_config(saved).train.epochs == (3 if answer == "n" else 7)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+        app.screen.query_one("#preset-name").value = "tiny_mine"
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PresetNameScreen))
+        assert app.screen.query_one("#preset-name").value == "tiny_mine"
+        assert load_config(saved).train.epochs == 3
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        await settle(pilot, launcher)
+        assert load_config(saved).train.epochs == 7
 
     run_home(body)
 
@@ -302,6 +390,23 @@ def test_recent_runs_open_their_dashboard_and_can_be_the_teacher(tiny_presets: P
         await wait_until(pilot, lambda: not launcher.params_pending)
         counts = str(launcher.query_one("#parameter-counts").content)
         assert counts == "params: student 77,850 · teacher wrn_16_1 175,066 · compression 2.2× (10-class head)"
+
+    run_home(body)
+
+
+def test_recent_runs_keep_their_best_accuracy_in_view_at_120_columns(tiny_presets: Path) -> None:
+    from test_tui_dashboard import screen_text
+
+    run = write_finished_run(runs_root(), "20261128-101600-cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2")
+
+    async def body(app, pilot, launcher: Launcher) -> None:
+        table = app.screen.query_one("#recent-table")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.pause(0.2)
+        lines = screen_text(app, table.region).splitlines()
+        assert lines[0].split()[:3] == ["run", "best", "%"]
+        assert lines[1].split()[:3] == ["cifar100_wrn40_2_to…", "61.25", "finished"]
+        assert run.id.startswith("20261128-101600-" + lines[1].split()[0][:-1])
 
     run_home(body)
 

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from textual.screen import Screen
 
@@ -155,7 +156,7 @@ def test_lists_every_run_including_broken_ones(tmp_path):
         rows = {row.id: row for row in screen.table.shown}
         assert list(rows) == [CORRUPT, BROKEN, FAILED, STOPPED, FINISHED, TEACHER]  # newest first
         assert screen.table.row_count == 6
-        assert rows[BROKEN].status == "broken" and rows[CORRUPT].status == "starting"
+        assert rows[BROKEN].status == "broken" and rows[CORRUPT].status == "broken"  # unreadable summary
         assert rows[FAILED].status == "failed" and rows[STOPPED].status == "stopped"
         cells = [str(cell) for cell in screen.table.get_row(FINISHED)]
         assert cells == [" ", "kd_wrn16_1", "finished", "shapes", "wrn_16_3 → wrn_16_1", "ce+kd",
@@ -230,8 +231,9 @@ def test_sort_by_key_and_by_header_click(tmp_path):
         # Highest first; runs without an accuracy last, in either direction.
         assert names(screen)[:4] == ["teacher_wrn16_3", "kd_wrn16_1", "amd_wrn16_1", "amd_lr05"]
         await pilot.press("O")
-        assert names(screen)[:4] == ["amd_lr05", "amd_wrn16_1", "kd_wrn16_1", "teacher_wrn16_3"]
-        assert set(names(screen)[4:]) == {"empty", "badsummary"}
+        # The broken badsummary's best comes from its one recorded epoch.
+        assert names(screen)[:5] == ["badsummary", "amd_lr05", "amd_wrn16_1", "kd_wrn16_1", "teacher_wrn16_3"]
+        assert names(screen)[5:] == ["empty"]
         # A click on a header sorts by that column; a second click reverses it.
         await pilot.click("#runs-table", offset=(5, 1))
         assert "sorted by name ↑" in str(screen.table.border_title)
@@ -257,6 +259,16 @@ def test_mark_two_runs_overlays_curves_and_diffs_only_differing_keys(tmp_path):
         overlay = screen.query_one("#runs-overlay", SeriesPlot)
         assert [s.label for s in overlay.spec.series] == ["amd_wrn16_1", "kd_wrn16_1"]
         assert [len(s.xs) for s in overlay.spec.series] == [3, 6]
+        assert str(overlay.border_title).startswith("test accuracy % per epoch")
+        # m: the next metric overlaid (train accuracy, the total loss, the shared terms, the LR).
+        titles = []
+        for _ in range(5):
+            await pilot.press("m")
+            titles.append(str(overlay.border_title).split(" per epoch")[0])
+        assert titles == ["train accuracy %", "total loss", "loss CE", "learning rate", "test accuracy %"]
+        await pilot.press("m", "m")
+        assert overlay.spec.series[1].ys[0] == 2.5            # kd_wrn16_1's total loss of epoch 1
+        await pilot.press("m", "m", "m")
         diff = screen.query_one("#runs-diff")
         keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
         assert keys == ["preset", "description", "loss.amd.weight", "loss.amd.margin",
@@ -448,6 +460,31 @@ def test_resume_dispatches_stopped_runs_and_refuses_finished_ones(tmp_path):
     run_app(app, scenario)
 
 
+LONG = "20261126-101500-cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (160, 40)], ids=["120", "160"])
+def test_long_names_give_way_so_the_started_column_shows_whole(tmp_path, size):
+    from test_tui_dashboard import screen_text
+
+    root = write_store(tmp_path / "runs")
+    config = run_config("cifar100_wrn40_2_to_wrn16_1_amd_gl_seed2", amd=True)
+    config["data"]["dataset"] = "tiny_imagenet"
+    config["teacher"]["arch"], config["student"]["arch"] = "resnet32x4", "shufflenet_v2"
+    write_run(root, LONG, config, 6, "finished", peak=75.6)
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        table = app.screen.table
+        lines = screen_text(app, table.region).splitlines()
+        header, first = lines[1], lines[2]
+        assert header.rstrip("│ ").endswith("started ↓") and first.rstrip("│ ").endswith("2026-11-26")
+        assert "73.51" in first and "finished" in first
+        assert ("cifar100_wr…" in first) == (size[0] == 120)       # cut only where it must be
+
+    run_app(app, scenario, size=size)
+
+
 def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
     root = write_store(tmp_path / "runs")
     app = KdtuiApp(root, start="runs")
@@ -460,8 +497,8 @@ def test_resume_reads_the_status_again_and_refuses_a_stale_one(tmp_path):
         cursor_to(screen, STOPPED)
         assert screen.table.highlighted().status == "stopped"
         # Meanwhile the run was resumed elsewhere and finished: the listing does not know yet.
-        RunDir(root / STOPPED).write_summary({"status": "finished", "run_id": STOPPED, "epochs": 6,
-                                              "epochs_done": 6})
+        RunDir(root / STOPPED).write_summary({"status": "finished", "run_id": STOPPED, "epochs": 3,
+                                              "epochs_done": 3})
         await pilot.press("R")
         await settle(pilot)
         assert resumed == []

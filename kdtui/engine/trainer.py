@@ -33,6 +33,7 @@ from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.mixing import mix_batch
 from kdtui.engine.objective import Objective
 from kdtui.engine.optim import build_optimizer, lr_at
+from kdtui.engine.system import SystemSampler
 from kdtui.environment import collect_environment
 from kdtui.engine.teacher import FrozenTeacher
 from kdtui.errors import CheckpointError, ConfigError, KdtuiError
@@ -93,6 +94,9 @@ class Trainer:
         self.run: RunDir | None = None  # given to fit(): everything above is checked before it exists
         self.sinks = sinks
         self.stop_event = stop_event or threading.Event()
+        # A StopRequest may also ask to stop once the current epoch is done (SIGUSR1).
+        self.stop_at_epoch_end = (stop_event.at_epoch_end if isinstance(stop_event, ev.StopRequest)
+                                  else threading.Event())
         self.device = resolve_device(cfg.train.device)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.teacher_id = teacher_id
@@ -118,6 +122,7 @@ class Trainer:
         self.best_epoch = 0
         self.last_test_acc: float | None = None
         self.teacher_test_acc: float | None = None
+        self.system = SystemSampler(cuda=self.device.type == "cuda")  # sampled where steps are logged
 
     def setup_objective(self) -> None:
         """Size learned loss modules with one dry forward of a zero batch: before the
@@ -233,12 +238,17 @@ class Trainer:
                 method=method_label(self.cfg.to_dict().get("loss"), loss_label),
                 environment=collect_environment(),
                 study=self.study,
+                term_weights=self.objective.coefficients(self.epoch + 1),
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
                 self.emit(ev.TeacherEvaluated(test_acc=self.teacher_test_acc))
             while self.epoch < self.cfg.train.epochs:
                 if not self.train_epoch(self.epoch + 1):
+                    return self.end(ev.RunStopped, started)
+                if self.stop_at_epoch_end.is_set() and self.epoch < self.cfg.train.epochs:
+                    self.log(f"stopped at the end of epoch {self.epoch}, as asked; the run resumes "
+                             f"after it")
                     return self.end(ev.RunStopped, started)
             return self.end(ev.RunFinished, started)
         except KeyboardInterrupt:
@@ -341,7 +351,7 @@ class Trainer:
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
-                    img_per_s=seen / max(time.time() - epoch_start, 1e-9)))
+                    img_per_s=seen / max(time.time() - epoch_start, 1e-9), system=self.system.sample()))
                 window, window_steps = {}, 0
         train_time = time.time() - epoch_start
         done = max(step - skipped, 1)
@@ -357,6 +367,7 @@ class Trainer:
             train_acc=100.0 * correct.item() / max(seen, 1), test_acc=test_acc,
             best_test_acc=self.best_test_acc, best_epoch=self.best_epoch,
             img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
+            term_weights=self.objective.coefficients(epoch), system=self.system.sample(),
         ))
         state = self.state()
         # best.pt first: a kill between the two writes then leaves last.pt at the previous

@@ -21,7 +21,11 @@ from typing import Any
 from kdtui.errors import KdtuiError
 from kdtui.store.folders import RUN_ID, RunDir, iter_runs
 from kdtui.store.liveness import effective_status, writer_alive
-from kdtui.store.records import RunDescription, Summary, describe_config
+from kdtui.store.records import (STEP_LINE_PREFIX, EpochRecord, RunDescription, Summary, describe_config,
+                                 parse_line)
+
+TAIL_CHUNK = 16384  # bytes read at a time from the end of metrics.jsonl
+STEP_PREFIX = STEP_LINE_PREFIX.encode()
 
 
 def started_from_id(run_id: str) -> str:
@@ -70,6 +74,62 @@ class RunRow:
                          self.method)).lower()
 
 
+def last_recorded_epoch(path: Path) -> int | None:
+    """The epoch number of the last complete epoch record of a metrics.jsonl (0: none; None:
+    no such file).
+
+    Read backwards from the end, a chunk at a time, so listing many long runs reads only
+    their tails; a torn last line (no newline yet, or a file cut mid-line) does not count."""
+    try:
+        with path.open("rb") as handle:
+            end = handle.seek(0, 2)
+            tail = b""
+            position = end
+            while position > 0:
+                start = max(position - TAIL_CHUNK, 0)
+                handle.seek(start)
+                tail = handle.read(position - start) + tail
+                position = start
+                lines = tail.split(b"\n")
+                complete = lines[1:-1] if start > 0 else lines[:-1]  # the first may be partial
+                for line in reversed(complete):
+                    if line.startswith(STEP_PREFIX):
+                        continue  # most lines: not parsed
+                    record = parse_line(line.decode("utf-8", "replace"))
+                    if isinstance(record, EpochRecord):
+                        return record.epoch
+                tail = lines[0] if start > 0 else b""
+    except OSError:
+        return None
+    return 0
+
+
+def reconcile(summary: Summary | None, metrics_epochs: int | None, *, has_config: bool = True,
+              summary_exists: bool = False) -> tuple[str, str]:
+    """(status to show, what is wrong) from summary.json and the epochs metrics.jsonl holds
+    (None: there is no metrics.jsonl, so nothing to hold the summary against).
+
+    A folder is "broken" when its record files disagree: summary.json unreadable, missing
+    although epochs were recorded, or counting more epochs done than metrics.jsonl holds
+    (a file cut or edited: the curves would stop short of what the table says)."""
+    status = effective_status(summary, has_config)
+    if metrics_epochs is None:
+        if summary is None and summary_exists:
+            return "broken", "summary.json is unreadable"
+        return status, ""
+    if summary is None:
+        if summary_exists:
+            return "broken", "summary.json is unreadable" + (
+                f"; metrics.jsonl holds {metrics_epochs} epoch(s)" if metrics_epochs else "")
+        if metrics_epochs:
+            return "broken", f"summary.json is missing; metrics.jsonl holds {metrics_epochs} epoch(s)"
+        return status, ""
+    if status != "running" and summary.epochs_done > metrics_epochs:
+        return "broken", (f"metrics.jsonl holds {metrics_epochs} of the {summary.epochs_done} epochs "
+                          f"summary.json counts ({status} as recorded)")
+    return status, ""
+
+
 def read_run_row(run: RunDir) -> RunRow:
     summary = run.summary()
     described: RunDescription | None = summary.description if summary is not None else None
@@ -78,7 +138,10 @@ def read_run_row(run: RunDir) -> RunRow:
         config = run.read_config()  # a run from before that, or not started yet
         has_config = config is not None
         described = describe_config(config) if config is not None else RunDescription()
-    row = RunRow(id=run.id, path=run.path, status=effective_status(summary, has_config),
+    metrics_epochs = last_recorded_epoch(run.metrics_path)
+    status, problem = reconcile(summary, metrics_epochs, has_config=has_config,
+                                summary_exists=summary is None and run.summary_path.exists())
+    row = RunRow(id=run.id, path=run.path, status=status,
                  started=started_from_id(run.id), dataset=described.dataset,
                  student=described.student, teacher=described.teacher, method=described.method,
                  epochs=described.epochs)
@@ -90,6 +153,15 @@ def read_run_row(run: RunDir) -> RunRow:
         row.epochs = summary.epochs or row.epochs
         row.duration_s = summary.wall_time_s
         row.error = summary.error or ""
+    if problem and metrics_epochs is not None:  # what the metrics say, which the curves show too
+        epochs = [record for record in run.epochs() if record.epoch <= metrics_epochs]
+        accuracies = [record.test_acc for record in epochs if record.test_acc is not None]
+        row.epochs_done = metrics_epochs
+        row.best_acc = max(accuracies) if accuracies else None
+        row.final_acc = epochs[-1].test_acc if epochs else None
+        row.epochs = row.epochs or (epochs[-1].epochs if epochs else None)
+    if problem:
+        row.error = problem
     return row
 
 

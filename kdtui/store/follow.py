@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from kdtui.store.catalogue import reconcile
 from kdtui.store.folders import RunDir
-from kdtui.store.liveness import effective_status
 from kdtui.store.records import EpochRecord, MetricsRecord, StepRecord, Summary, parse_line
+from kdtui.store.system import SystemSample
 
 
 @dataclass
@@ -34,6 +35,7 @@ class RunUpdate:
     log_lines: list[str] = field(default_factory=list)
     summary: Summary | None = None
     summary_changed: bool = False
+    summary_unreadable: bool = False   # summary.json exists but does not parse
     reset: bool = False   # metrics.jsonl was rewritten (a resume): drop what was shown
 
     @property
@@ -99,6 +101,7 @@ class RunFollower:
             self.summary_identity = identity
             update.summary_changed = True
             update.summary = self.run.summary()
+            update.summary_unreadable = identity is not None and update.summary is None
         return update
 
 
@@ -110,15 +113,19 @@ class RunHistory:
     step_loss: dict[str, list[float]] = field(default_factory=dict)
     step_lr: list[float] = field(default_factory=list)
     step_t: list[float] = field(default_factory=list)
+    step_epoch: list[int] = field(default_factory=list)
     last_step: StepRecord | None = None
     epochs: list[EpochRecord] = field(default_factory=list)
+    lr_of_epoch: dict[int, float] = field(default_factory=dict)   # from steps, then epoch records
 
     def clear(self) -> None:
         self.step_x.clear()
         self.step_loss.clear()
         self.step_lr.clear()
         self.step_t.clear()
+        self.step_epoch.clear()
         self.epochs.clear()
+        self.lr_of_epoch.clear()
         self.last_step = None
 
     def add(self, records: Iterable[MetricsRecord]) -> None:
@@ -135,9 +142,14 @@ class RunHistory:
                         series.append(math.nan)
                 self.step_lr.append(record.lr or 0.0)
                 self.step_t.append(record.time or 0.0)
+                self.step_epoch.append(record.epoch)
+                if record.lr is not None:
+                    self.lr_of_epoch.setdefault(record.epoch, record.lr)
                 self.last_step = record
             elif isinstance(record, EpochRecord):
                 self.epochs.append(record)
+                if record.lr is not None:
+                    self.lr_of_epoch[record.epoch] = record.lr
 
     @property
     def terms(self) -> list[str]:
@@ -158,9 +170,23 @@ class RunHistory:
     def epoch_loss(self, term: str) -> tuple[list[int], list[float]]:
         return self.epoch_series(f"loss.{term}")
 
+    def term_weights(self, fallback: dict[str, float] | None = None) -> dict[int, dict[str, float]]:
+        """Each epoch's loss-term factors in the total (total = Σ factor × term), by epoch;
+        epochs not ended yet (or recorded without them) take ``fallback`` (the run's at start,
+        or the last epoch's when it has them)."""
+        weights = {record.epoch: record.term_weights for record in self.epochs if record.term_weights}
+        latest = weights[max(weights)] if weights else (fallback or {})
+        for epoch in set(self.step_epoch) | {record.epoch for record in self.epochs}:
+            weights.setdefault(epoch, latest)
+        return weights
+
     def latest_and_best(self) -> list[tuple[str, float | None, float | None]]:
-        """(metric, latest, best) rows: losses best = lowest epoch mean, accuracies highest."""
+        """(metric, latest, best) rows, the accuracies first (test, then train): losses best =
+        lowest epoch mean, accuracies highest."""
         rows: list[tuple[str, float | None, float | None]] = []
+        for key, label in (("test_acc", "test acc %"), ("train_acc", "train acc %")):
+            _, ys = self.epoch_series(key)
+            rows.append((label, ys[-1] if ys else None, max(ys) if ys else None))
         for term in self.terms:
             _, ys = self.epoch_loss(term)
             # Epoch means, comparable with "best"; the last step's value before any epoch ends.
@@ -169,10 +195,12 @@ class RunHistory:
                 latest = self.last_step.loss.get(term)
             finite = [y for y in ys if math.isfinite(y)]
             rows.append((f"loss {term}", latest, min(finite) if finite else None))
-        for key, label in (("train_acc", "train acc %"), ("test_acc", "test acc %")):
-            _, ys = self.epoch_series(key)
-            rows.append((label, ys[-1] if ys else None, max(ys) if ys else None))
         return rows
+
+    def best_epoch(self) -> int | None:
+        """The epoch of the highest test accuracy (the first of equals)."""
+        xs, ys = self.epoch_series("test_acc")
+        return xs[max(range(len(ys)), key=ys.__getitem__)] if ys else None
 
 
 @dataclass
@@ -190,21 +218,37 @@ class RunProgress:
     eta_s: float | None = None
     img_per_s: float | None = None
     phase: str = ""           # e.g. "teacher 1/2"
+    problem: str = ""         # why the run is "broken" (its record files disagree)
+    test_acc: float | None = None       # the last epoch's
+    best_acc: float | None = None
+    best_epoch: int | None = None
+    teacher_acc: float | None = None
+    system: SystemSample | None = None  # the machine's use, as last sampled (while running)
 
 
 def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = "",
-                 phase: str = "", now: float | None = None) -> RunProgress:
-    """The progress of a run from its summary and the records read so far."""
+                 phase: str = "", now: float | None = None,
+                 summary_unreadable: bool = False) -> RunProgress:
+    """The progress of a run from its summary and the records read so far; a summary that
+    disagrees with the records (missing, unreadable, more epochs than recorded) makes the
+    run "broken", with the epochs and accuracies of the records."""
     now = time.time() if now is None else now
-    status = effective_status(summary) if summary is not None else "starting"
+    # The epochs the records hold (None: no record read at all, nothing to hold the summary against).
+    recorded = history.epochs[-1].epoch if history.epochs else (0 if history.step_x else None)
+    status, problem = reconcile(summary, recorded, summary_exists=summary_unreadable)
     summary = summary or Summary()
     last = history.last_step
     epochs = summary.epochs or (history.epochs[-1].epochs if history.epochs else None)
-    done = summary.epochs_done
+    done = recorded if problem and recorded is not None else summary.epochs_done
     p = RunProgress(run_id=run_id, status=status, device=summary.device or "?", epochs=epochs,
-                    phase=phase)
+                    phase=phase, problem=problem, teacher_acc=summary.teacher_test_acc)
+    xs, ys = history.epoch_series("test_acc")
+    if ys:
+        best = max(range(len(ys)), key=ys.__getitem__)
+        p.test_acc, p.best_acc, p.best_epoch = ys[-1], ys[best], xs[best]
     next_epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1
     if status == "running" and last is not None:
+        p.system = SystemSample.from_record(last)
         p.epoch, p.step, p.steps_per_epoch = last.epoch, last.step, last.steps_per_epoch
         if p.epoch <= done:  # the epoch finished; the next one has not logged a step yet
             p.epoch, p.step = next_epoch, 0

@@ -59,6 +59,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "float | None": _number, "float": _number, "int | None": _whole, "int": _whole,
     "str | None": _text, "str": _text, "dict[str, float]": _losses,
     "dict[str, Any] | None": _mapping,
+    "dict[str, float] | None": lambda value: _losses(value) if isinstance(value, dict) else None,
 }
 
 
@@ -129,6 +130,7 @@ class Summary(Record):
     error: str | None = None
     describe: dict[str, Any] | None = None
     study: dict[str, Any] | None = None     # {"id": study id, "point": ...} for a study's runs
+    term_weights: dict[str, float] | None = None  # each loss term's factor in the total, at start
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -165,6 +167,7 @@ class StepRecord(Record):
     loss: dict[str, float] = field(default_factory=dict)   # every active term, plus "total"
     img_per_s: float | None = None
     time: float | None = None
+    system: dict[str, float] = field(default_factory=dict)  # CPU/RAM/GPU use (kdtui.store.system)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -184,6 +187,8 @@ class EpochRecord(Record):
     img_per_s: float | None = None
     time_s: float | None = None
     time: float | None = None
+    term_weights: dict[str, float] = field(default_factory=dict)  # total = Σ weight × term
+    system: dict[str, float] = field(default_factory=dict)  # CPU/RAM/GPU use (kdtui.store.system)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def value(self, key: str) -> float | None:
@@ -195,7 +200,7 @@ class EpochRecord(Record):
 
 
 _EPOCH_NUMBERS = {item.name for item in dataclasses.fields(EpochRecord)
-                  if item.name not in ("loss", "extra")}
+                  if item.name not in ("loss", "extra", "term_weights", "system")}
 
 MetricsRecord = typing.Union[StepRecord, EpochRecord]
 _KINDS: dict[str, type[Record]] = {"step": StepRecord, "epoch": EpochRecord}

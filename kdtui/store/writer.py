@@ -50,6 +50,7 @@ class RunStoreWriter:
         summary.describe = description.to_dict()
         if event.study is not None:
             summary.study = event.study
+        summary.term_weights = dict(event.term_weights) or summary.term_weights
         summary.error = None
         summary.wall_time_s = summary.wall_time_s or 0.0
         self._wall_before = summary.wall_time_s
@@ -71,14 +72,14 @@ class RunStoreWriter:
         self.run.append_record(StepRecord(
             epoch=event.epoch, step=event.step, steps_per_epoch=event.steps_per_epoch,
             global_step=event.global_step, lr=event.lr, loss=dict(event.loss),
-            img_per_s=event.img_per_s, time=event.time))
+            img_per_s=event.img_per_s, time=event.time, system=dict(event.system)))
 
     def on_epoch(self, event: ev.EpochEnd) -> None:
         self.run.append_record(EpochRecord(
             epoch=event.epoch, epochs=event.epochs, lr=event.lr, loss=dict(event.loss),
             train_acc=event.train_acc, test_acc=event.test_acc, best_test_acc=event.best_test_acc,
             best_epoch=event.best_epoch, img_per_s=event.img_per_s, time_s=event.time_s,
-            time=event.time))
+            time=event.time, term_weights=dict(event.term_weights), system=dict(event.system)))
         summary = self.summary
         summary.epochs_done, summary.best_test_acc = event.epoch, event.best_test_acc
         summary.best_epoch, summary.final_test_acc = event.best_epoch, event.test_acc

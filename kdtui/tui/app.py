@@ -4,8 +4,11 @@ One app, four ways in: ``kdtui`` (home: launcher and recent runs), ``kdtui run P
 (straight into the new run's dashboard), ``kdtui watch RUN`` (a run's dashboard) and
 ``kdtui runs`` (the runs viewer). Screens post :mod:`.messages` (``OpenRun``, ``ResumeRun``)
 or call the methods below to move between each other and to start runs; training always
-happens in a child process (see :mod:`.process`). ``ctrl+q`` quits, unless the current screen
-binds it to something else (the dashboard asks first while its run trains).
+happens in a child process (see :mod:`.process`).
+
+One quit/back model on every screen: Esc and ``q`` go back one level; on the first screen
+(where Esc does nothing) ``q`` quits, as ``ctrl+q`` and the palette's Quit do anywhere, asking first while a run this
+app started still trains: stop it, leave it running, or cancel.
 
 Usage::
 
@@ -14,9 +17,12 @@ Usage::
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Literal
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -35,7 +41,7 @@ class KdtuiApp(App[None], inherit_bindings=False):
     # CSS_PATH when that screen is the app's default screen.
     CSS_PATH = ["styles/app.tcss", "styles/home.tcss", "styles/dashboard.tcss", "styles/runs.tcss",
                 "styles/dialogs.tcss"]
-    # Textual's own bindings, less the priority on ctrl+q, so that a screen can bind it too.
+    # Textual's own bindings (ctrl+q asks first while a run started here trains).
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False),
         Binding("ctrl+c", "help_quit", show=False, system=True),
@@ -109,12 +115,83 @@ class KdtuiApp(App[None], inherit_bindings=False):
 
         self.push_screen(RunsScreen())
 
+    # --- the command palette ----------------------------------------------------------------
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        # The palette's Quit does what ctrl+q does on the screen (the dashboard asks first).
-        for command in super().get_system_commands(screen):
-            if command.callback == self.action_quit:
-                command = command._replace(callback=lambda: self.simulate_key("ctrl+q"))
-            yield command
+        """Textual's commands, then kdtui's key actions that can run now on this screen (and
+        its focused widget), as the footer shows them: "Stop", "Weighted", "Export CSV"…"""
+        yield from super().get_system_commands(screen)
+        seen = {"Quit", "Keys", "Theme", "Help"}
+        where = type(screen).__name__.removesuffix("Screen").lower()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            title = binding.description
+            if (not title or title in seen or not active.enabled or not binding.show
+                    or not type(active.node).__module__.startswith("kdtui.")):
+                continue
+            seen.add(title)
+            yield SystemCommand(title, f"{where}: key {self.get_key_display(binding)}",
+                                partial(self.run_action, binding.action, active.node))
+
+    # --- back and quit ---------------------------------------------------------------------
+
+    def go_back(self, quit_when_first: bool = True) -> None:
+        """q (Esc: ``quit_when_first`` false): back to the screen below; on the first screen,
+        quit (asking first while a run started here trains)."""
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif quit_when_first:
+            self.request_quit()
+
+    def live_launches(self) -> list[Launch]:
+        return [launch for launch in self.launches if launch.returncode is None]
+
+    async def action_quit(self) -> None:  # ctrl+q and the palette's Quit
+        self.request_quit()
+
+    def request_quit(self) -> None:
+        """Quit; while runs this app started still train, ask what to do with them."""
+        from kdtui.tui.screens.quit import QuitScreen
+
+        live = self.live_launches()
+        if not live:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitScreen):
+            return
+        run_ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
+        self.push_screen(QuitScreen(run_ids, count=len(live)), lambda choice: self.quit_choice(choice, live))
+
+    def quit_choice(self, choice: str | None, live: list[Launch]) -> None:
+        if choice == "stop":
+            for launch in live:
+                launch.terminate()
+            self.notify("Stopping: each run finishes its step and keeps its last checkpoint.", title="Quit")
+            self.wait_then_exit(live)
+        elif choice == "leave":
+            self.exit(message=self.leave_message(live))
+
+    @staticmethod
+    def leave_message(live: list[Launch]) -> str:
+        ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
+        if not ids:
+            return "The run keeps starting in the background; `kdtui runs` will list it."
+        if len(ids) == 1:
+            return f"{ids[0]} keeps training in the background. Watch it with: kdtui watch {ids[0]}"
+        return f"{len(ids)} runs keep training in the background: {', '.join(ids)}. See them with: kdtui runs"
+
+    @work(thread=True, exclusive=True, group="quit")
+    def wait_then_exit(self, live: list[Launch]) -> None:
+        # Wait for the runs to checkpoint and record "stopped" before the app goes, so the
+        # user sees them end; a run still busy after a minute finishes on its own.
+        deadline = time.time() + 60
+        while time.time() < deadline and any(launch.returncode is None for launch in live):
+            time.sleep(0.2)
+        message = None
+        if any(launch.returncode is None for launch in live):
+            message = ("A run is still stopping; it keeps its last checkpoint and records 'stopped' "
+                       "when done.")
+        self.call_from_thread(self.exit, None, 0, message)
 
     def on_open_run(self, message: OpenRun) -> None:
         try:
@@ -129,10 +206,13 @@ class KdtuiApp(App[None], inherit_bindings=False):
             self.notify(str(exc), title="Cannot resume", severity="error")
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        """?: the keys of every screen, grouped by screen (the current one first)."""
+        from kdtui.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
         else:
-            self.action_show_help_panel()
+            self.push_screen(HelpScreen(current=type(self.screen)))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -81,9 +81,20 @@ class Launch:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
 
+    def stop_at_epoch_end(self) -> None:
+        """Ask the child to finish its epoch, checkpoint it, then stop (SIGUSR1)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
 
-def stop_run(summary: Summary | None) -> str:
-    """SIGTERM the process training a run; returns what happened, for the user."""
+
+# Exit codes of a run process whose run's summary tells how it ended: finished, failed, and
+# stopped by SIGINT, SIGTERM or (at the end of an epoch) SIGUSR1.
+TOLD_BY_SUMMARY = (0, 1, 128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGUSR1)
+
+
+def stop_run(summary: Summary | None, at_epoch_end: bool = False) -> str:
+    """SIGTERM the process training a run (SIGUSR1 to stop at the end of its epoch); returns
+    what happened, for the user."""
     summary = summary or Summary()
     pid, host = summary.pid, summary.host
     if summary.status != "running":
@@ -93,7 +104,9 @@ def stop_run(summary: Summary | None) -> str:
     if pid is None or not writer_alive(summary):
         return "The run's process is gone; it can be resumed."
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGUSR1 if at_epoch_end else signal.SIGTERM)
     except OSError as exc:
         return f"Could not signal process {pid}: {exc.strerror}."
+    if at_epoch_end:
+        return f"Stopping at the end of this epoch: process {pid} checkpoints it, then stops."
     return f"Stopping: process {pid} finishes its step and keeps the last checkpoint."

@@ -75,3 +75,71 @@ def normalized(ys: Sequence[float]) -> list[float]:
     top = max(finite) if finite else 0.0
     return [y / top if top > 0 and math.isfinite(y) else math.nan for y in ys]
 
+
+
+def nice_step(span: float, most: int) -> float:
+    """The smallest round tick spacing (1, 2, 2.5 or 5 × 10^k) giving at most ``most`` ticks
+    over ``span``."""
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / max(most - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if factor * power >= raw:
+            return factor * power
+    return 10 * power
+
+
+def nice_ticks(low: float, high: float, most: int, integer: bool = False) -> list[float]:
+    """Round-number ticks (…, 20, 40, 60, …) inside [low, high], at most ``most`` of them;
+    whole numbers only when ``integer`` (steps, epochs)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    if high <= low:
+        return [low]
+    step = nice_step(high - low, most)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= high + 1e-9 * step:
+        ticks.append(0.0 if abs(value) < 1e-12 * step else round(value, 12))
+        value = first + len(ticks) * step
+    return ticks
+
+
+def tick_label(value: float, step: float | None = None) -> str:
+    """A tick's label: as few digits as the spacing needs, never "-0"."""
+    if value == 0:
+        return "0"
+    if step is not None and step >= 1 and float(value).is_integer():
+        return f"{int(value):,}" if abs(value) >= 10000 else str(int(value))
+    text = f"{value:.3g}"
+    return "0" if text in ("-0", "0", "-0.0") else text
+
+
+def log_tick_labels(low: float, high: float, most: int) -> tuple[list[float], list[str]]:
+    """Ticks of a log10 axis (the plotted values are exponents) labelled with the values
+    themselves: whole decades (1e-05, 0.001, 0.1, 10) when the axis spans any."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [], []
+    decades = list(range(math.ceil(low - 1e-9), math.floor(high + 1e-9) + 1))
+    if len(decades) >= 2:
+        stride = max(1, math.ceil(len(decades) / max(most, 1)))
+        ticks = [float(d) for d in decades[::stride]]
+    else:  # less than a decade: round values between
+        ticks = [math.log10(v) for v in nice_ticks(10 ** low, 10 ** high, most) if v > 0]
+    return ticks, [tick_label(round(10 ** t, 12)) if -4 <= t <= 4 else f"1e{round(t):+03d}"
+                   if float(t).is_integer() else f"{10 ** t:.2g}" for t in ticks]
+
+
+def spans_decades(series: Sequence[Sequence[float]], decades: float = 2.0) -> bool:
+    """Whether the series' typical values (each one's median of positive finite values) lie
+    more than ``decades`` powers of ten apart: a linear axis would flatten the small ones."""
+    typical = []
+    for values in series:
+        positive = sorted(v for v in values if math.isfinite(v) and v > 0)
+        if positive:
+            typical.append(positive[len(positive) // 2])
+    return len(typical) >= 2 and math.log10(max(typical) / min(typical)) > decades

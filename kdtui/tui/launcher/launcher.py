@@ -6,6 +6,12 @@ change builds the ``--set KEY=VALUE`` overrides that differ from the preset and 
 with :func:`kdtui.config.load_config`, the CLI's validator: the inline messages are the CLI's,
 and what the form shows is exactly the command line it prints.
 
+The form is shown before PyTorch is imported: the data, teacher, student and training fields
+come from the config dataclasses and the presets (no PyTorch), so they can be read and
+edited within a second of ``kdtui``; a worker then imports the loss and model registries,
+adds the loss editors, and from then on each change is validated (until then Start waits,
+and the parameter preview fills in when the models can be counted).
+
 The launcher posts :class:`Launcher.StartRun` to start a run (the screen holding it starts the
 run) and :class:`Launcher.Validated` after each validation.
 
@@ -27,6 +33,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Collapsible, Input, Label, LoadingIndicator, Select, Static, Switch
 from textual.worker import get_current_worker
@@ -37,10 +44,12 @@ from kdtui.presets import grouped_presets, presets_dir
 from kdtui.tui.launcher.editors import LossEditor, TeacherEditor
 from kdtui.tui.launcher.fields import ErrorLine, OptionField
 from kdtui.tui.launcher.picker import PresetPicker
-from kdtui.tui.launcher.presets_io import display_path, preset_reference, preset_save_path, write_preset
+from kdtui.tui.launcher.presets_io import (default_description, display_path, preset_reference, preset_save_path,
+                                          write_preset)
 from kdtui.tui.launcher.save_dialog import PresetNameScreen
-from kdtui.tui.launcher.schema import (FormSchema, PresetGroups, error_key, head_classes, load_form_schema, lookup,
-                                       parameter_count, teacher_arch_of)
+from kdtui.tui.launcher.schema import (FormSchema, LossSpec, PresetGroups, error_key, head_classes, load_base_schema,
+                                       load_loss_specs, lookup, parameter_count, resolve_sections, teacher_arch_of,
+                                       teacher_dataset_of, teacher_mismatch)
 from kdtui.store import RunRow
 
 
@@ -65,7 +74,8 @@ class Launcher(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.ready = False
+        self.shown = False   # the form is there (no PyTorch needed)…
+        self.ready = False   # …and the loss editors too: the form validates
         self.preset_path: Path | None = None
         self.preset_raw: dict[str, Any] = {}  # the preset file's mapping, read once per preset
         self.resolved: dict[str, Any] = {}
@@ -90,7 +100,7 @@ class Launcher(Vertical):
                 yield Label("", id="preset-description", classes="field-help")
             with Vertical(id="launcher-loading"):
                 yield LoadingIndicator()
-                yield Static("Loading the model and loss registries (this imports PyTorch)…", classes="muted")
+                yield Static("Reading the presets…", classes="muted")
         with Vertical(id="launcher-actions"):
             yield Static("", id="launcher-status")
             yield Static("", id="launcher-command")
@@ -104,8 +114,10 @@ class Launcher(Vertical):
 
     @work(thread=True, group="launcher-schema")
     def _load_schema(self) -> None:
-        schema = load_form_schema()
-        self.app.call_from_thread(self._build_form, schema)
+        # The form first (no PyTorch), then the losses (importing PyTorch takes seconds).
+        self.app.call_from_thread(self._build_form, load_base_schema())
+        losses, architectures = load_loss_specs()
+        self.app.call_from_thread(self._add_losses, losses, architectures)
 
     async def _build_form(self, schema: FormSchema) -> None:
         data = [OptionField(spec) for spec in schema.data]
@@ -115,25 +127,53 @@ class Launcher(Vertical):
         self.data_fields, self.train_fields = data + data_more, train + train_more
         self.student_field = OptionField(schema.student)
         self.teacher = TeacherEditor(schema.teacher)
-        self.losses = [LossEditor(spec) for spec in schema.losses]
         await self.query_one("#launcher-loading").remove()
+        loading = Vertical(LoadingIndicator(), Static("Loading the loss methods and networks (this imports "
+                                                      "PyTorch)…", classes="muted"), id="losses-loading")
         await self.query_one("#launcher-form", VerticalScroll).mount_all([
             section("Data", *data, Collapsible(*data_more, title="more data options"), id="section-data"),
             section("Teacher", self.teacher, id="section-teacher"),
             section("Student", self.student_field, Static("", id="parameter-counts", classes="muted"),
                     id="section-student"),
-            section("Loss mix", self.loss_error, *self.losses, id="section-loss"),
+            section("Loss mix", self.loss_error, loading, id="section-loss"),
             section("Training", *train, Collapsible(*train_more, title="more training options"),
                     id="section-train"),
         ])
-        for button in self.query("#launcher-buttons Button"):
-            button.disabled = False
+        self.query_one("#copy-command", Button).disabled = False
         self.teacher.set_finished_runs(self.finished)
         self.presets = schema.presets
+        self.shown = True
         if not any(self._try_preset(preset.path) for _, presets in schema.presets for preset in presets):
             self._show_status(f"No preset loads: choose one (ctrl+o), or add one to {display_path(presets_dir())}.",
                               error=True)
+        self._schedule_validation()
+        self._request_parameter_counts()
+
+    async def _add_losses(self, losses: list[LossSpec], architectures: tuple[str, ...]) -> None:
+        """The loss editors, once PyTorch has loaded; what was edited meanwhile is kept."""
+        assert self.teacher is not None and self.student_field is not None
+        self.losses = [LossEditor(spec) for spec in losses]
+        await self.query_one("#losses-loading").remove()
+        await self.query_one("#section-loss").mount_all(self.losses)
+        for field in (self.student_field, self.teacher.arch):
+            field.spec.suggestions = architectures
+            if isinstance(field.editor, Input):
+                field.editor.suggester = SuggestFromList(architectures, case_sensitive=True)
         self.ready = True
+        if self.preset_path is not None:
+            try:
+                full = load_config(data=self.preset_raw).to_dict()
+            except KdtuiError:
+                full = {**self.resolved, "loss": {}}  # its validation says why
+            for field in self.fields:  # a value resolved differently, unless edited meanwhile
+                if not field.differs(lookup(self.resolved, field.spec.key)):
+                    field.show(lookup(full, field.spec.key))
+            if not self.teacher.overrides():
+                self.teacher.load(full.get("teacher"))
+            for editor in self.losses:
+                editor.load(full["loss"].get(editor.spec.name))
+            self.resolved = full
+        self.query_one("#save-preset", Button).disabled = False
         self._schedule_validation()
         self._request_parameter_counts()
 
@@ -164,7 +204,8 @@ class Launcher(Vertical):
     def _apply_preset(self, path: Path) -> None:
         raw = read_yaml_mapping(path)
         raw.setdefault("preset", path.stem)  # what load_config(path) does
-        resolved = load_config(data=raw).to_dict()
+        # Before the loss registry has loaded, every section but the losses (no PyTorch).
+        resolved = load_config(data=raw).to_dict() if self.ready else resolve_sections(raw)
         assert self.teacher is not None
         self.preset_path, self.preset_raw, self.resolved = path, raw, resolved
         self.query_one("#pick-preset", Button).label = Text(preset_reference(path) + " ▾")
@@ -180,20 +221,20 @@ class Launcher(Vertical):
         self.app.push_screen(PresetPicker(current, self.presets), self._preset_picked)
 
     def _preset_picked(self, path: Path | None) -> None:
-        if path is not None and self.ready:
+        if path is not None and self.shown:
             self.load_preset(path)
 
     def set_finished_runs(self, rows: list[RunRow]) -> None:
         """The finished runs a teacher can be chosen from (the screen loads them)."""
         self.finished = [row for row in rows if row.status == "finished"]
-        if self.teacher is not None and self.ready:  # else the form, when built, takes them
+        if self.teacher is not None and self.shown:  # else the form, when built, takes them
             self.teacher.set_finished_runs(self.finished)
 
     # --- overrides and validation ----------------------------------------------------------
 
     def overrides(self) -> list[str]:
         """``KEY=VALUE`` for every value that differs from the preset, in form order."""
-        if not self.ready or self.teacher is None or self.student_field is None:
+        if not self.shown or self.teacher is None or self.student_field is None:
             return []
 
         def changed(fields: list[OptionField]) -> list[str]:
@@ -242,14 +283,20 @@ class Launcher(Vertical):
     def validate(self) -> None:
         """Validate the form with the CLI's validator and show the outcome."""
         self._validation_scheduled = False
-        if not self.ready or self.preset_path is None:
+        if not self.shown or self.preset_path is None:
             return
         overrides = self.overrides()
+        if not self.ready:  # the validator needs the loss registry (PyTorch): soon
+            self.error = "The form is checked once PyTorch has loaded (a few seconds)."
+            self._show_status("… " + self.error)
+            self.query_one("#launcher-command", Static).update(Text("$ " + self.command_line(overrides)))
+            self.post_message(self.Validated())
+            return
         try:
             # load_config(preset_path, overrides) without re-reading the file on every key
             # press: parsing the YAML was about two thirds of the time.
-            load_config(data=self.preset_raw, overrides=overrides)
-            self.error = None
+            cfg = load_config(data=self.preset_raw, overrides=overrides)
+            self.error = self._teacher_problem(cfg)
         except KdtuiError as exc:
             self.error = str(exc)
         self._show_errors(overrides)
@@ -262,6 +309,16 @@ class Launcher(Vertical):
         for button in ("#start", "#save-preset"):
             self.query_one(button, Button).disabled = not self.valid
         self.post_message(self.Validated())
+
+    def _teacher_problem(self, cfg: Any) -> str | None:
+        """A teacher whose classes differ from the dataset's: the run would fail as it starts."""
+        teacher = self.teacher
+        needs = {spec.name for spec in (editor.spec for editor in self.losses) if spec.needs_teacher}
+        if teacher is None or cfg.teacher is None or not needs & set(cfg.active_losses):
+            return None
+        preset = str(teacher.preset.editor.value).strip()
+        dataset = teacher_dataset_of(teacher.source, preset, teacher.run_id, self.finished)
+        return teacher_mismatch(cfg.data.dataset, dataset, teacher.source, preset, teacher.run_id)
 
     def _error_lines(self) -> dict[str, ErrorLine]:
         assert self.teacher is not None
@@ -296,7 +353,7 @@ class Launcher(Vertical):
     # --- parameter counts ------------------------------------------------------------------
 
     def _request_parameter_counts(self) -> None:
-        if not self.ready or self.teacher is None:
+        if not self.shown or self.teacher is None:
             return
         assert self.student_field is not None
         student = self.student_field.editor.value.strip()
@@ -356,24 +413,32 @@ class Launcher(Vertical):
         if not self.valid or self.preset_path is None:
             self.notify(self.error or "The form is still loading.", title="Cannot save", severity="error")
             return
-        self.app.push_screen(PresetNameScreen(f"{self.preset_path.stem}_custom"), self._save_named)
+        description = default_description(self.preset_path, self.overrides(),
+                                          str(self.resolved.get("description") or ""))
+        self._ask_name(f"{self.preset_path.stem}_custom", description)
 
-    def _save_named(self, name: str | None) -> None:
-        if name is None:
+    def _ask_name(self, name: str, description: str) -> None:
+        self.app.push_screen(PresetNameScreen(name, description), self._save_named)
+
+    def _save_named(self, named: tuple[str, str] | None) -> None:
+        if named is None:
             return
+        name, description = named
         target = preset_save_path(name)
         if not target.exists():
-            self._save_to(target)
+            self._save_to(target, description)
             return
         from kdtui.tui.screens.confirm import ConfirmScreen
 
-        self.app.push_screen(ConfirmScreen(f"{display_path(target)} exists. Overwrite it?"),
-                             lambda yes: self._save_to(target) if yes else None)
+        # "No" goes back to the name, to choose another one.
+        self.app.push_screen(ConfirmScreen(f"{display_path(target)} exists. Overwrite it?",
+                                           no="Choose another name"),
+                             lambda yes: self._save_to(target, description) if yes else self._ask_name(name, description))
 
-    def _save_to(self, target: Path) -> None:
+    def _save_to(self, target: Path, description: str | None = None) -> None:
         assert self.preset_path is not None
         try:
-            write_preset(self.preset_path, self.overrides(), target)
+            write_preset(self.preset_path, self.overrides(), target, description)
         except (OSError, KdtuiError) as exc:
             self.notify(str(exc), title="Cannot save the preset", severity="error", timeout=10)
             return

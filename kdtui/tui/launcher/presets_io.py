@@ -5,7 +5,7 @@ No Textual here.
 Usage::
 
     target = preset_save_path("mine")                      # <presets folder>/mine.yaml
-    write_preset(source, ["train.lr=0.05"], target)        # the source preset, overridden, named "mine"
+    write_preset(source, ["train.lr=0.05"], target, "mine: lr 0.05")   # the source preset, overridden
     preset_reference(target)                               # 'mine' (a path when outside the presets folder)
 """
 
@@ -46,19 +46,31 @@ def preset_save_path(name: str) -> Path:
     return Path.cwd() / f"{name}.yaml"
 
 
-def preset_mapping(source: Path, overrides: Iterable[str], name: str) -> dict[str, Any]:
-    """The preset file's mapping with the overrides applied, named ``name``."""
+def default_description(source: Path, overrides: list[str], description: str) -> str:
+    """What a preset saved from ``source`` with ``overrides`` is described as, until the user
+    writes otherwise: the source and the changes (not the source's own description)."""
+    if not overrides:
+        return description
+    return f"{source.stem} with {', '.join(overrides)}"
+
+
+def preset_mapping(source: Path, overrides: Iterable[str], name: str,
+                   description: str | None = None) -> dict[str, Any]:
+    """The preset file's mapping with the overrides applied, named ``name`` (and described
+    by ``description`` when given)."""
     from kdtui.config import expand_loss_shorthand
 
     raw = read_yaml_mapping(source)
     expand_loss_shorthand(raw)  # so loss.kd.temperature=2 applies to `kd: 0.9` too, as with --set
     for text in overrides:
         apply_override(raw, *parse_override(text))
+    if description is not None:
+        raw["description"] = description
     return {"preset": name, **{key: value for key, value in raw.items() if key != "preset"}}
 
 
-def write_preset(source: Path, overrides: Iterable[str], target: Path) -> None:
+def write_preset(source: Path, overrides: Iterable[str], target: Path, description: str | None = None) -> None:
     """Write :func:`preset_mapping` of ``source`` to ``target``, named after the target file."""
-    mapping = preset_mapping(source, overrides, target.stem)
+    mapping = preset_mapping(source, overrides, target.stem, description)
     target.write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True), encoding="utf-8")
 

@@ -4,7 +4,9 @@ with. No Textual here, so all of it is testable without an app.
 
 Usage::
 
-    schema = load_form_schema()              # seconds (imports PyTorch): call it from a thread
+    schema = load_base_schema()              # no PyTorch: the form can be shown at once
+    losses, architectures = load_loss_specs()  # seconds (imports PyTorch): call it from a thread
+    schema = load_form_schema()              # both
     [spec.key for spec in schema.train]      # ['train.optimizer', 'train.lr', ...]
     error_key("train.lr: got 0.0, ...", [], keys)   # 'train.lr'
 """
@@ -177,38 +179,76 @@ class FormSchema:
     train_more: list[FieldSpec]
 
 
-def load_form_schema() -> FormSchema:
-    """Read the registries and the presets (this imports PyTorch: seconds, so call it from a thread)."""
+def load_base_schema() -> FormSchema:
+    """Everything but the losses (and the architecture names): the config dataclasses, the
+    dataset registry and the presets, none of which imports PyTorch, so the form is shown
+    in well under a second; :func:`load_loss_specs` adds the rest."""
     from kdtui.data import DATASETS
     from kdtui.engine.optim import OPTIMIZERS, SCHEDULES
-    from kdtui.losses import LOSSES
-    from kdtui.models import MODELS
 
     presets = grouped_presets()
-    architectures = tuple(MODELS.names())
     choices = {"data.dataset": tuple(DATASETS.names()), "train.optimizer": tuple(OPTIMIZERS.names()),
                "train.schedule": tuple(SCHEDULES.names())}
-    suggestions = {"student.arch": architectures, "teacher.arch": architectures,
-                   "teacher.preset": tuple(p.name for _, group in presets for p in group),
+    suggestions = {"teacher.preset": tuple(p.name for _, group in presets for p in group),
                    "train.device": DEVICE_SUGGESTIONS}
-    losses = []
-    for name in LOSSES.names():
-        method = LOSSES.get(name)
-        fields = field_specs(method.Options, f"loss.{name}", suggestions=suggestions)
-        fields.sort(key=lambda spec: spec.name != "weight")
-        losses.append(LossSpec(name, method.needs_teacher, dataclasses.asdict(method.Options()), fields))
-    # Losses that work alone (cross-entropy) first, then the distillation terms.
-    losses.sort(key=lambda spec: spec.needs_teacher)
     return FormSchema(
         presets=presets,
         data=field_specs(DataConfig, "data", DATA_MAIN, choices=choices),
         data_more=field_specs(DataConfig, "data", exclude=DATA_MAIN, choices=choices),
         teacher={spec.name: spec for spec in field_specs(TeacherConfig, "teacher", suggestions=suggestions)},
         student=field_specs(StudentConfig, "student", suggestions=suggestions)[0],
-        losses=losses,
+        losses=[],
         train=field_specs(TrainConfig, "train", TRAIN_MAIN, choices=choices, suggestions=suggestions),
         train_more=field_specs(TrainConfig, "train", exclude=TRAIN_MAIN, choices=choices),
     )
+
+
+def load_loss_specs() -> tuple[list[LossSpec], tuple[str, ...]]:
+    """The registered losses' specs (cross-entropy and the other losses that work alone first)
+    and the architecture names: this imports PyTorch (seconds), so call it from a thread."""
+    from kdtui.losses import LOSSES
+    from kdtui.models import MODELS
+
+    architectures = tuple(MODELS.names())
+    suggestions = {"student.arch": architectures, "teacher.arch": architectures}
+    losses = []
+    for name in LOSSES.names():
+        method = LOSSES.get(name)
+        fields = field_specs(method.Options, f"loss.{name}", suggestions=suggestions)
+        fields.sort(key=lambda spec: spec.name != "weight")
+        losses.append(LossSpec(name, method.needs_teacher, dataclasses.asdict(method.Options()), fields))
+    losses.sort(key=lambda spec: spec.needs_teacher)
+    return losses, architectures
+
+
+def load_form_schema() -> FormSchema:
+    """The whole schema (this imports PyTorch: seconds, so call it from a thread)."""
+    schema = load_base_schema()
+    schema.losses, architectures = load_loss_specs()
+    schema.student.suggestions = architectures
+    schema.teacher["arch"].suggestions = architectures
+    return schema
+
+
+def resolve_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """A preset's values with the defaults filled in, as :func:`kdtui.config.load_config`
+    resolves them, for every section but ``loss`` (left empty): without the loss registry,
+    so without PyTorch. Raises what the config's own builder raises for a bad section."""
+    import copy
+    from pathlib import Path
+
+    from kdtui.config import RunConfig, expand_loss_shorthand
+    from kdtui.schema import build
+
+    raw = copy.deepcopy(raw)
+    expand_loss_shorthand(raw)
+    body = {key: value for key, value in raw.items() if key not in ("loss", "teacher")}
+    cfg = build(RunConfig, body, where="")
+    if raw.get("teacher") is not None:
+        cfg.teacher = build(TeacherConfig, raw["teacher"], where="teacher")
+    if cfg.data.root is not None:
+        cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
+    return {**cfg.to_dict(), "loss": {}}
 
 
 def parameter_count(arch: str, classes: int) -> int | None:
@@ -239,3 +279,34 @@ def teacher_arch_of(source: str, preset: str, run_id: str, arch: str, finished: 
     found = lookup(raw, "student.arch")
     return str(found) if found else None
 
+
+
+def teacher_dataset_of(source: str, preset: str, run_id: str, finished: list[RunRow]) -> str | None:
+    """The dataset the teacher was (or, for 'auto', will be) trained on; None when only its
+    checkpoint file knows (a path) or there is no teacher."""
+    if source == "run":
+        return next((row.dataset for row in finished if row.id == run_id), None)
+    if source != "auto":
+        return None
+    try:
+        raw = read_yaml_mapping(find_preset(preset))
+    except KdtuiError:
+        return None
+    found = lookup(raw, "data.dataset")
+    return str(found) if found else DataConfig().dataset
+
+
+def teacher_mismatch(dataset: str, teacher_dataset: str | None, source: str, preset: str,
+                     run_id: str) -> str | None:
+    """Why a teacher cannot serve ``dataset`` (its classifier has another number of classes),
+    in the validator's style (the key first); None when it can, or when that is not known."""
+    if teacher_dataset is None or teacher_dataset == dataset:
+        return None
+    classes, known = head_classes(dataset)
+    teacher_classes, teacher_known = head_classes(teacher_dataset)
+    if not (known and teacher_known) or classes == teacher_classes:
+        return None
+    where = f"preset {preset!r}" if source == "auto" else f"run {run_id}"
+    return (f"data.dataset: {dataset} has {classes} classes, but the teacher ({where}) is trained on "
+            f"{teacher_dataset}, {teacher_classes} classes; choose a teacher trained on {dataset} "
+            f"(teacher.preset, or a finished run), or keep data.dataset={teacher_dataset}.")

@@ -34,7 +34,9 @@ class DashboardState:
     summary: Summary | None
     epoch_view: bool = False      # the loss per epoch rather than per step ("e")
     smoothing: float = 0.9        # EMA of the step curves ("[", "]")
-    scale: str = "linear"         # "linear", "log10" or "normalised" ("l")
+    scale: str = "auto"           # "auto" (log10 when terms span > 2 decades), "linear", "log10",
+                                  # "normalised" ("l")
+    weighted: bool = False        # each term times its factor in the total: they add up to it ("w")
 
     @property
     def teacher_acc(self) -> float | None:

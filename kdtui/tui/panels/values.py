@@ -1,4 +1,6 @@
-"""The values panel: each metric's latest and best value above the run's log.
+"""The values panel: each metric's latest and best value above the run's log; the test
+accuracy first (best with its epoch) and the teacher's next to it, then train accuracy and
+the loss terms.
 
 The dashboard writes the log lines to the ``#log`` widget as they are read; this panel
 draws only the table."""
@@ -31,10 +33,15 @@ class ValuesPanel(Panel, Vertical):
     def update_from(self, state: DashboardState) -> None:
         table = self.query_one("#values", DataTable)
         table.clear()
-        for metric, latest, best in state.history.latest_and_best():
-            table.add_row(metric, fmt(latest), fmt(best))
-        if state.teacher_acc is not None:
-            table.add_row("teacher acc %", fmt(state.teacher_acc), "")
+        history = state.history
+        for metric, latest, best in history.latest_and_best():
+            if metric == "test acc %":
+                epoch = history.best_epoch()
+                table.add_row(metric, fmt(latest), fmt(best) + (f" @{epoch}" if epoch is not None else ""))
+                if state.teacher_acc is not None:
+                    table.add_row("teacher acc %", fmt(state.teacher_acc), "")
+            else:
+                table.add_row(metric, fmt(latest), fmt(best))
 
 
 def fmt(value: Any) -> str:

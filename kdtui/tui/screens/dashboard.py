@@ -26,15 +26,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log
 from textual.worker import get_current_worker
 
-from kdtui.store import RESUMABLE, RunDir, Summary, effective_status
+from kdtui.store import RESUMABLE, RunDir, Summary
 from kdtui.store.follow import RunFollower, RunHistory, RunProgress, run_progress
 from kdtui.tui.messages import LaunchEnded, RunSwitched, RunUpdated
+from kdtui.tui.screens import first_screen_check
 from kdtui.tui.panels import PANELS, DashboardState, Panel
-from kdtui.tui.process import Launch, stop_run
+from kdtui.tui.process import TOLD_BY_SUMMARY, Launch, stop_run
 from kdtui.tui.widgets.run_header import RunHeader
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
-SCALES = ("linear", "log10", "normalised")
+SCALES = ("auto", "linear", "log10", "normalised")  # auto: log10 when the terms span > 2 decades
 WIDE = 110  # columns from which the panels sit side by side
 STEP_REDRAW_MIN_S = 2.0  # the per-step panels are redrawn at most this often…
 REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the trainer may share the CPU
@@ -43,12 +44,12 @@ REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the tr
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
-        Binding("q", "quit_dashboard", "Quit"),
-        # Textual's quit key too asks first while the run trains (the app's ctrl+q just quits).
-        Binding("ctrl+q", "quit_dashboard", "Quit", show=False),
-        Binding("escape", "back", "Back", show=False),
+        Binding("q", "back", "Back"),     # back one level…
+        Binding("q", "app.quit", "Quit"),  # …or, on the first screen, quit (asking first)
+        Binding("escape", "back(False)", "Back", show=False),
         Binding("e", "toggle_epoch_view", "Step/epoch"),
         Binding("l", "cycle_scale", "Scale"),
+        Binding("w", "toggle_weighted", "Weighted"),
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
         Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
         Binding("R", "resume", "Resume"),
@@ -63,9 +64,11 @@ class DashboardScreen(Screen):
         self.launch = launch
         self.history = RunHistory()
         self.summary: Summary | None = None
+        self.summary_unreadable = False
         self.smoothing_index = 3
         self.scale_index = 0
         self.epoch_view = False
+        self.weighted = False
         self.launch_error: str | None = None
         self.phase = ""
         self.steps_pending = False
@@ -124,8 +127,8 @@ class DashboardScreen(Screen):
                         return
                     follower, following = RunFollower(RunDir(path)), path
                 code = launch.returncode
-                # Exit codes 0, 1 (run failed), 130/143 (stopped) are told by the run's summary.
-                if code is not None and reported is not launch and (not runs or code not in (0, 1, 130, 143)):
+                # Exit codes of a run that ended finished, failed or stopped: its summary tells.
+                if code is not None and reported is not launch and (not runs or code not in TOLD_BY_SUMMARY):
                     reported = launch
                     if not deliver(LaunchEnded(code, launch.output_tail())):
                         return
@@ -143,6 +146,7 @@ class DashboardScreen(Screen):
         self.phase = message.phase
         self.history = RunHistory()
         self.summary = None
+        self.summary_unreadable = False
         for panel in self.panels:
             panel.reset()
         self.log_lines([f"── following {message.run.id}"])
@@ -170,6 +174,8 @@ class DashboardScreen(Screen):
         self.history.add(update.records)
         if update.summary is not None:
             self.summary = update.summary
+        if update.summary_changed:
+            self.summary_unreadable = update.summary_unreadable
         if update.log_lines:
             self.log_lines(compact_log_line(line) for line in update.log_lines)
         epochs_changed = update.reset or update.has_epochs
@@ -207,7 +213,7 @@ class DashboardScreen(Screen):
 
     def state(self) -> DashboardState:
         return DashboardState(self.history, self.summary, epoch_view=self.epoch_view,
-                              smoothing=self.smoothing, scale=self.scale)
+                              smoothing=self.smoothing, scale=self.scale, weighted=self.weighted)
 
     def draw(self, panels: list[Panel]) -> None:
         state = self.state()
@@ -227,7 +233,7 @@ class DashboardScreen(Screen):
 
     def progress(self) -> RunProgress:
         progress = run_progress(self.summary, self.history, run_id=self.run.id if self.run else "",
-                                phase=self.phase)
+                                phase=self.phase, summary_unreadable=self.summary_unreadable)
         if self.launch_error and self.run is None:
             progress.status = "failed"
         return progress
@@ -237,66 +243,46 @@ class DashboardScreen(Screen):
 
     # --- actions ------------------------------------------------------------------------
 
-    def run_is_active(self) -> bool:
+    def request_stop(self, at_epoch_end: bool = False) -> bool:
+        """Ask the run's process to stop (at the end of its epoch); True if a signal was sent.
+        Tells the user either way."""
         if self.launch is not None and self.launch.returncode is None:
-            return True
-        return self.summary is not None and effective_status(self.summary) == "running"
-
-    def request_stop(self) -> bool:
-        """Ask the run's process to stop; True if a signal was sent. Tells the user either way."""
-        if self.launch is not None and self.launch.returncode is None:
-            self.launch.terminate()
-            self.notify("Stopping: the run finishes its step and keeps the last checkpoint.", title="Stop")
+            if at_epoch_end:
+                self.launch.stop_at_epoch_end()
+                self.notify("Stopping at the end of this epoch: it is checkpointed first.", title="Stop")
+            else:
+                self.launch.terminate()
+                self.notify("Stopping: the run finishes its step and keeps the last checkpoint.", title="Stop")
             return True
         if self.summary is None:
             self.notify("Nothing to stop yet.", title="Stop")
             return False
-        message = stop_run(self.summary)
+        message = stop_run(self.summary, at_epoch_end=at_epoch_end)
         self.notify(message, title="Stop")
         return message.startswith("Stopping")
 
     def action_stop(self) -> None:
-        self.request_stop()
+        """Stop; in the middle of an epoch, ask first: now (its steps are lost) or at its end."""
+        progress = self.progress()
+        if progress.status == "running" and progress.steps_per_epoch and 0 < progress.step < progress.steps_per_epoch:
+            from kdtui.tui.screens.stop import StopScreen
 
-    def action_quit_dashboard(self) -> None:
-        if not self.run_is_active():
-            self.app.exit()
-            return
-        from kdtui.tui.screens.quit import QuitScreen
+            self.app.push_screen(StopScreen(progress.epoch, progress.step, progress.steps_per_epoch),
+                                 self.stop_choice)
+        else:
+            self.request_stop()
 
-        run_id = self.run.id if self.run else None
-        self.app.push_screen(QuitScreen(run_id), self.quit_choice)
+    def stop_choice(self, choice: str | None) -> None:
+        if choice is not None:
+            self.request_stop(at_epoch_end=choice == "epoch")
 
-    def quit_choice(self, choice: str | None) -> None:
-        if choice == "stop":
-            if self.request_stop():
-                self.wait_then_exit()
-            else:
-                self.app.exit()
-        elif choice == "leave":
-            self.app.exit(message=self.leave_message())
+    def action_back(self, quit_when_first: bool = True) -> None:
+        self.app.go_back(quit_when_first)
 
-    def leave_message(self) -> str:
-        if self.run is None:
-            return "The run keeps starting in the background; `kdtui runs` will list it."
-        return f"{self.run.id} keeps training in the background. Watch it with: kdtui watch {self.run.id}"
-
-    @work(thread=True, exclusive=True, group="quit")
-    def wait_then_exit(self) -> None:
-        # Wait for the run to checkpoint and record "stopped" before the app goes, so the
-        # user sees it ended; a run still busy after a minute finishes on its own.
-        deadline = time.time() + 60
-        while time.time() < deadline and self.run_is_active():
-            time.sleep(0.2)
-        message = None
-        if self.run_is_active():
-            message = (f"{self.run.id if self.run else 'The run'} is still stopping; it keeps its last "
-                       "checkpoint and records 'stopped' when done.")
-        self.app.call_from_thread(self.app.exit, None, 0, message)
-
-    def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:  # opened from home or the runs viewer
-            self.app.pop_screen()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("app.quit", "quit") or (action == "back" and parameters != (False,)):
+            return first_screen_check(self, action)
+        return True
 
     def action_scroll_panels(self, direction: int) -> None:
         panels = self.query_one("#panels")
@@ -310,15 +296,20 @@ class DashboardScreen(Screen):
         self.scale_index = (self.scale_index + 1) % len(SCALES)
         self.draw_view()
 
+    def action_toggle_weighted(self) -> None:
+        self.weighted = not self.weighted
+        self.draw_view()
+
     def action_smoothing(self, delta: int) -> None:
         self.smoothing_index = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_index + delta))
         self.draw_view()
 
     def action_resume(self) -> None:
-        status = effective_status(self.summary) if self.summary is not None else None
-        if self.run is None or status not in RESUMABLE:
-            self.notify(f"Only a stopped, failed or crashed run can be resumed (this one: {status}).",
-                        severity="warning")
+        progress = self.progress()
+        if self.run is None or progress.status not in RESUMABLE:
+            why = f": {progress.problem}" if progress.problem else ""
+            self.notify(f"Only a stopped, failed or crashed run can be resumed (this one is "
+                        f"{progress.status}{why}).", severity="warning")
             return
         if (self.launch is not None and self.launch.returncode is None) or self.app.live_launch_for(self.run):
             self.notify("This run is already being resumed.", severity="warning")

@@ -28,6 +28,11 @@ from kdtui.tui.launcher import Launcher, display_path
 from kdtui.tui.messages import OpenRun
 
 RECENT_RUNS = 8
+RECENT_NAME_WIDTH = 20  # longer names are cut (…): the best accuracy must stay in view
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 class HomeScreen(Screen):
@@ -54,7 +59,9 @@ class HomeScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs: " + display_path(self.app.runs_root)
         table = self.query_one("#recent-table", DataTable)
-        table.add_columns("run", "status", "method", "best %")
+        # The accuracy right after the name: what is cut at the panel's edge is the method.
+        table.add_column("run", width=RECENT_NAME_WIDTH)
+        table.add_columns("best %", "status", "method")
         table.display = False
 
     def on_screen_resume(self) -> None:
@@ -78,7 +85,8 @@ class HomeScreen(Screen):
         table.clear()
         for row in rows[:RECENT_RUNS]:
             best = f"{row.best_acc:.2f}" if row.best_acc is not None else "-"
-            table.add_row(*map(Text, (row.name, row.status, row.method, best)), key=str(row.path))
+            table.add_row(Text(cut(row.name, RECENT_NAME_WIDTH)), Text(best, justify="right"), Text(row.status),
+                          Text(row.method), key=str(row.path))
         table.display = bool(rows)
         note = self.query_one("#recent-note", Static)
         note.display = not rows

@@ -30,6 +30,7 @@ from kdtui.errors import KdtuiError
 from kdtui.store import RESUMABLE, RunDir, RunRow, check_deletable, delete_run, list_run_rows, read_run_row
 from kdtui.store.export import export_epochs_csv, export_path
 from kdtui.tui.messages import ResumeRun
+from kdtui.tui.screens import first_screen_check
 from kdtui.tui.widgets.run_compare import Comparison, RunComparePane, read_comparison
 from kdtui.tui.widgets.run_detail import RunDetail, RunDetailPane, read_detail
 from kdtui.tui.widgets.runs_table import RunsTable
@@ -51,13 +52,15 @@ class RunsScreen(Screen):
         Binding("o", "next_sort", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("D", "toggle_diff_keys", "Diff keys"),
+        Binding("m", "next_metric", "Metric", show=False),  # the overlay's title says so
         Binding("R", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
         Binding("a", "analyse", "Analysis", show=False),
         Binding("r,f5", "refresh", "Refresh"),
-        Binding("escape", "back", "Back", show=False),
-        Binding("q", "app.quit", "Quit"),
+        Binding("escape", "escape", "Back", show=False),
+        Binding("q", "back", "Back"),      # back one level…
+        Binding("q", "app.quit", "Quit"),  # …or, on the first screen, quit (asking first)
     ]
 
     def __init__(self) -> None:
@@ -197,7 +200,9 @@ class RunsScreen(Screen):
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "toggle_diff_keys":
+        if action in ("back", "app.quit", "quit"):
+            return first_screen_check(self, action)
+        if action in ("toggle_diff_keys", "next_metric"):
             return len(self.table.marked) >= 2  # shown only while comparing
         return True
 
@@ -216,6 +221,9 @@ class RunsScreen(Screen):
     def action_toggle_diff_keys(self) -> None:
         self.compare.toggle_diff_keys()
 
+    def action_next_metric(self) -> None:
+        self.compare.next_metric()
+
     def action_refresh(self) -> None:
         self.table.reading = True
         self.detail_for = None      # re-read the detail too: the run may have moved on
@@ -223,11 +231,14 @@ class RunsScreen(Screen):
         self.table.update_title()
         self.load_rows()
 
-    def action_back(self) -> None:
+    def action_escape(self) -> None:
         if self.query_one("#runs-filter", Input).has_focus:
             self.table.focus()
-        elif len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        else:
+            self.app.go_back(quit_when_first=False)
+
+    def action_back(self) -> None:
+        self.app.go_back()
 
     def action_resume(self) -> None:
         row = self.table.highlighted()

@@ -1,10 +1,12 @@
-"""The runs viewer's comparison pane: the marked runs' test accuracy overlaid, and a diff
-of their configs (only the keys that differ, or all of them).
+"""The runs viewer's comparison pane: one metric of the marked runs overlaid per epoch (test
+accuracy first; ``m`` goes on to train accuracy, the total loss, each loss term they share,
+the learning rate), and a diff of their configs (only the keys that differ, or all of them).
 
 Usage::
 
     comparison = read_comparison(rows)   # in a worker: reads the runs' folders
     pane.show(comparison)                # on the UI thread
+    pane.next_metric()
     pane.toggle_diff_keys()
 """
 
@@ -24,28 +26,45 @@ from kdtui.store.follow import RunHistory
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
 
+# (epoch field, or "loss.<term>"; title) of the metrics every run has; the loss terms the
+# marked runs share are added after the total.
+METRICS = (("test_acc", "test accuracy %"), ("train_acc", "train accuracy %"), ("loss.total", "total loss"))
+LR = ("lr", "learning rate")
+
+
 @dataclass
 class Comparison:
-    """The marked runs' configs and test-accuracy curves, read in a worker."""
+    """The marked runs' configs and epoch histories, read in a worker."""
 
     rows: list[RunRow]
     configs: list[dict[str, Any] | None]
-    curves: list[tuple[list[int], list[float]]]
+    histories: list[RunHistory]
 
     @property
     def run_ids(self) -> list[str]:
         return [row.id for row in self.rows]
 
+    def metrics(self) -> list[tuple[str, str]]:
+        """What can be overlaid: the fixed metrics, the loss terms all runs have, the LR."""
+        shared = None
+        for history in self.histories:
+            terms = [term for term in history.terms if term != "total"]
+            shared = terms if shared is None else [term for term in shared if term in terms]
+        return [*METRICS, *((f"loss.{term}", f"loss {term}") for term in shared or []), LR]
+
+    def curves(self, key: str) -> list[tuple[list[int], list[float]]]:
+        return [history.epoch_series(key) for history in self.histories]
+
 
 def read_comparison(rows: list[RunRow]) -> Comparison:
-    configs, curves = [], []
+    configs, histories = [], []
     for row in rows:
         run = RunDir(row.path)
         configs.append(run.read_config())
         history = RunHistory()
         history.add(run.epochs())
-        curves.append(history.epoch_series("test_acc"))
-    return Comparison(rows, configs, curves)
+        histories.append(history)
+    return Comparison(rows, configs, histories)
 
 
 def run_labels(rows: list[RunRow]) -> list[str]:
@@ -59,6 +78,7 @@ class RunComparePane(VerticalScroll):
         super().__init__(**kwargs)
         self.comparison: Comparison | None = None   # what is shown (None: nothing yet)
         self.only_differing = True
+        self.metric = METRICS[0][0]                  # what the overlay shows (kept across marks)
 
     def compose(self) -> ComposeResult:
         yield SeriesPlot(id="runs-overlay", classes="panel")
@@ -69,12 +89,30 @@ class RunComparePane(VerticalScroll):
         self.comparison = comparison
         if comparison is None:
             return
+        self.draw_overlay()
+        self.fill_diff()
+
+    def draw_overlay(self) -> None:
+        comparison = self.comparison
+        if comparison is None:
+            return
+        metrics = dict(comparison.metrics())
+        if self.metric not in metrics:
+            self.metric = METRICS[0][0]
         labels = run_labels(comparison.rows)
         overlay = self.query_one("#runs-overlay", SeriesPlot)
-        overlay.border_title = f"test accuracy % per epoch · {len(labels)} marked runs"
-        overlay.show([Series(label, xs, ys) for label, (xs, ys) in zip(labels, comparison.curves)],
+        overlay.border_title = f"{metrics[self.metric]} per epoch · {len(labels)} marked runs · m: metric"
+        curves = comparison.curves(self.metric)
+        overlay.show([Series(label, xs, ys) for label, (xs, ys) in zip(labels, curves)],
                      xlabel="epoch", integer_x=True, empty_text="no epoch recorded")
-        self.fill_diff()
+
+    def next_metric(self) -> None:
+        """Overlay the next metric (test acc → train acc → total loss → shared terms → LR)."""
+        if self.comparison is None:
+            return
+        keys = [key for key, _ in self.comparison.metrics()]
+        self.metric = keys[(keys.index(self.metric) + 1) % len(keys)] if self.metric in keys else keys[0]
+        self.draw_overlay()
 
     def toggle_diff_keys(self) -> None:
         self.only_differing = not self.only_differing

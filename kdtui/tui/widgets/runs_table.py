@@ -52,7 +52,10 @@ COLUMNS = (
 )
 DEFAULT_SORT = len(COLUMNS) - 1
 MARK = "●"
-NAME_WIDTH = 32  # longer run names are cut in the table (the detail pane shows them whole)
+NAME_WIDTH = 32  # longer run names are cut in the table (the detail pane shows them whole)…
+# …and these columns narrower still (to these widths, in this order) where the table would
+# not fit otherwise, so that the last columns (started) are never cut off.
+SHRINKABLE = (("name", 12), ("pair", 14), ("method", 10), ("dataset", 8))
 FILTER_DELAY_S = 0.15  # the table is redrawn once typing pauses, not on every key
 STATUS_COLOURS = {"finished": "text-success", "running": "text-primary", "stopped": "text-warning",
                   "starting": "text-warning", "failed": "text-error", "crashed": "text-error",
@@ -98,6 +101,7 @@ class RunsTable(DataTable):
         self.descending = COLUMNS[DEFAULT_SORT].descending
         self.reading = True                  # the runs folder is being read
         self._filter_timer: Timer | None = None
+        self._fitted_width = 0
 
     def highlighted(self) -> RunRow | None:
         row = self.cursor_row
@@ -200,16 +204,42 @@ class RunsTable(DataTable):
         self.add_column(" ", key="mark", width=1)
         # Widths are given, not left to DataTable: it fits them to the cells only when idle, and
         # lines drawn before that would keep the header's widths.
+        labels, widths = [], []
         for index, spec in enumerate(COLUMNS, start=1):
-            label = spec.label + ((" ↓" if self.descending else " ↑") if index - 1 == self.sort_index else "")
-            width = max([cell_len(label), *(row[index].cell_len for row in cells)])
-            self.add_column(label, key=spec.key, width=min(NAME_WIDTH, width) if spec.key == "name" else width)
+            labels.append(spec.label + ((" ↓" if self.descending else " ↑") if index - 1 == self.sort_index else ""))
+            widths.append(max([cell_len(labels[-1]), *(row[index].cell_len for row in cells)]))
+        keys = [spec.key for spec in COLUMNS]
+        widths[keys.index("name")] = min(widths[keys.index("name")], NAME_WIDTH)
+        # Cell padding is 1 a side; the mark column is 1 wide.
+        excess = sum(widths) + 1 + 2 * (len(COLUMNS) + 1) - self.available_width()
+        for key, least in SHRINKABLE:
+            index = keys.index(key)
+            cut = max(0, min(excess, widths[index] - least))
+            widths[index] -= cut
+            excess -= cut
+        for index, width in enumerate(widths, start=1):
+            for row_cells in cells:
+                if row_cells[index].cell_len > width:
+                    row_cells[index].truncate(width, overflow="ellipsis")
+        for spec, label, width in zip(COLUMNS, labels, widths):
+            self.add_column(label, key=spec.key, width=width)
+        self._fitted_width = self.available_width()
         for row, row_cells in zip(self.shown, cells):
             self.add_row(*row_cells, key=row.id)
         if current is not None and current.id in {row.id for row in self.shown}:
             self.move_cursor(row=self.get_row_index(current.id), animate=False)
         self.update_title()
         self.post_message(self.SelectionChanged())
+
+    def available_width(self) -> int:
+        """Columns the table's rows may use: its width inside the border, less the scrollbar's
+        (the screen's less the border, before the first layout)."""
+        width = self.size.width or self.app.size.width - 2
+        return width - self.styles.scrollbar_size_vertical
+
+    def on_resize(self) -> None:
+        if self.run_rows and self._fitted_width != self.available_width():
+            self.fill()
 
     def cells(self, row: RunRow, colours: dict[str, str]) -> list[Text]:
         # Text cells, not str: a str cell is read as markup, and run names may hold '['.

@@ -3,6 +3,9 @@
 The series are handed over as data; the plot is built at render time for the widget's
 actual width, downsampled to about two points per column, so redrawing a 100k-step run
 costs the same as a short one. Non-finite points are dropped (plotext cannot draw them).
+Ticks are round numbers (never "-0.0"); on a log axis they are labelled with the values.
+The legend is drawn inside the plot (plotext's), or on the widget's bottom border, out of
+the curves' way (``legend="border"``); there every series has a colour of the palette.
 
 Usage::
 
@@ -17,10 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from rich.markup import escape
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from kdtui.tui.series import downsample
+from kdtui.tui.series import downsample, log_tick_labels, nice_step, nice_ticks, tick_label
 
 
 @dataclass
@@ -29,6 +33,19 @@ class Series:
     xs: Sequence[float]
     ys: Sequence[float]
     marker: str = "braille"
+    color: tuple[int, int, int] | str | None = None   # None: the plot's next colour
+
+
+# Distinct on dark and light backgrounds (Okabe-Ito's palette for colour-blind readers, then
+# a few more): what series that must never share a colour (the loss terms) are drawn in.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
+    (204, 121, 167), (150, 150, 150), (170, 110, 40), (128, 0, 128), (0, 128, 128), (128, 128, 0),
+)
+
+
+def palette_colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
 
 
 @dataclass
@@ -37,10 +54,12 @@ class PlotSpec:
     title: str = ""
     xlabel: str = ""
     ylabel: str = ""
-    hlines: list[tuple[float, str]] = field(default_factory=list)   # (y, colour)
+    hlines: list[tuple[float, tuple[int, int, int] | str]] = field(default_factory=list)   # (y, colour)
     points: list[Series] = field(default_factory=list)              # scatter marks, drawn last
     empty_text: str = "waiting for data…"
-    integer_x: bool = False   # whole-number x ticks (epochs), not plotext's 1.50, 2.00, …
+    integer_x: bool = False   # whole-number x ticks (epochs, steps), not plotext's 1.50, 2.00, …
+    log_y: bool = False       # the y values are log10 of the quantity: ticks say the quantity
+    legend: str = "inside"    # "inside" (plotext's, over the curves), "border" or "none"
 
 
 class SeriesPlot(PlotextPlot):
@@ -52,7 +71,13 @@ class SeriesPlot(PlotextPlot):
         self.render_cost_s = 0.0  # CPU time of the last render, for callers pacing redraws
 
     def show(self, series: list[Series], **kwargs) -> None:
-        self.spec = PlotSpec(series=series, **kwargs)
+        spec = PlotSpec(series=series, **kwargs)
+        if spec.legend == "border":   # every series needs a colour the legend can say
+            spec.series = [s if s.color is not None else Series(s.label, s.xs, s.ys, s.marker, palette_colour(i))
+                           for i, s in enumerate(series)]
+            drawn = any(finite_points(s.xs, s.ys)[0] for s in spec.series + spec.points)
+            self.border_subtitle = legend_markup(spec) if drawn else ""
+        self.spec = spec
         self.refresh()
 
     def render(self) -> RenderResult:
@@ -66,38 +91,72 @@ class SeriesPlot(PlotextPlot):
         plt.clear_figure()
         spec = self.spec
         budget = max(2 * self.size.width, 16)
-        drawn = False
-        for series in spec.series:
+        inside = spec.legend == "inside"
+        series_list = spec.series
+        drawn_x: list[float] = []
+        drawn_y: list[float] = []
+        for series in series_list:
             xs, ys = finite_points(series.xs, series.ys)
             xs, ys = downsample(xs, ys, budget)
             if xs:
-                plt.plot(xs, ys, label=series.label, marker=series.marker)
-                drawn = True
+                plt.plot(xs, ys, label=series.label if inside else None, marker=series.marker,
+                         **colour_of(series))
+                drawn_x += xs
+                drawn_y += ys
         for series in spec.points:
             xs, ys = finite_points(series.xs, series.ys)
             if xs:
-                plt.scatter(xs, ys, label=series.label, marker=series.marker)
-                drawn = True
+                plt.scatter(xs, ys, label=series.label if inside else None, marker=series.marker,
+                            **colour_of(series))
+                drawn_x += xs
+                drawn_y += ys
+        drawn = bool(drawn_x)
         for y, colour in spec.hlines if drawn else ():  # a lone reference line would set the scale
             if math.isfinite(y):
                 plt.hline(y, colour)
-        if drawn and spec.integer_x:
-            xs_all = [x for series in spec.series + spec.points for x in series.xs]
-            plt.xticks(integer_ticks(min(xs_all), max(xs_all), max(self.size.width // 10, 2)))
+                drawn_y.append(y)
+        if drawn:
+            self.set_ticks(min(drawn_x), max(drawn_x), min(drawn_y), max(drawn_y))
         plt.title(spec.title if drawn else f"{spec.title} — {spec.empty_text}")
         plt.xlabel(spec.xlabel)
         plt.ylabel(spec.ylabel)
         return super().render()
+
+    def set_ticks(self, x_low: float, x_high: float, y_low: float, y_high: float) -> None:
+        plt, spec = self.plt, self.spec
+        if spec.integer_x:
+            xticks = nice_ticks(x_low, x_high, max(self.size.width // 10, 2), integer=True)
+            plt.xticks(xticks, [tick_label(x, 1.0) for x in xticks])
+        rows = max((self.size.height - 3) * 2 // 3, 3)   # about a tick every row and a half
+        if spec.log_y:
+            yticks, labels = log_tick_labels(y_low, y_high, rows)
+        else:
+            yticks = nice_ticks(y_low, y_high, rows)
+            step = nice_step(y_high - y_low, rows) if y_high > y_low else None
+            labels = [tick_label(y, step) for y in yticks]
+        if yticks:
+            plt.yticks(yticks, labels)
+
+
+def legend_markup(spec: PlotSpec) -> str:
+    """"━ CE ━ KD …" in the series' colours, for a border (markup)."""
+    parts = [f"[{markup_colour(s.color)}]━[/] {escape(s.label)}" for s in spec.series if s.label]
+    parts += [f"[{markup_colour(s.color)}]{escape(s.marker[:1])}[/] {escape(s.label)}"
+              for s in spec.points if s.label]
+    return " ".join(parts)
+
+
+def markup_colour(colour: tuple[int, int, int] | str | None) -> str:
+    if isinstance(colour, tuple):
+        return "rgb({},{},{})".format(*colour)
+    return colour.rstrip("+") if colour else "default"
+
+
+def colour_of(series: Series) -> dict[str, object]:
+    return {"color": series.color} if series.color is not None else {}
 
 
 def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
     # zip stops at the shorter one: a series may be mid-append in the reader thread.
     pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, (int, float)) and math.isfinite(y)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def integer_ticks(low: float, high: float, most: int) -> list[int]:
-    """At most ``most`` evenly spaced whole numbers from ``low`` to ``high``."""
-    low, high = math.floor(low), math.ceil(high)
-    step = max(1, math.ceil((high - low) / max(most - 1, 1)))
-    return list(range(low, high + 1, step))
