@@ -413,3 +413,17 @@ def test_only_the_store_reads_the_record_files_raw():
             if needle in text:
                 offenders.append(f"{path.relative_to(package)}: {needle}")
     assert offenders == []
+
+
+def test_environment_fields_for_the_viewer_and_the_diff():
+    from kdtui.store.records import environment_fields
+
+    record = {"started": {"kdtui": "0.1.0", "git": {"commit": "0123456789abcdef", "dirty": True},
+                          "torch": "2.14.1", "cuda": None, "gpus": ["H100", "H100"], "cpu_count": 16,
+                          "command": ["kdtui", "run", "x.yaml"]}, "resumed": []}
+    fields = environment_fields(record)
+    assert fields["env.kdtui"] == "0.1.0 (0123456789, dirty)" and fields["env.torch"] == "2.14.1"
+    assert "env.cuda" not in fields and fields["env.gpus"] == "H100, H100"
+    assert fields["env.command"] == "kdtui run x.yaml" and fields["env.cpu_count"] == "16"
+    assert environment_fields(None) == {} == environment_fields({"started": 3})
+    assert environment_fields({"started": {"kdtui": "0.1.0", "git": None}})["env.kdtui"] == "0.1.0"

@@ -268,3 +268,32 @@ def describe_config(config: dict[str, Any], label_of: Callable[[str, Any], str] 
         teacher=str(teacher.get("arch") or "?") if isinstance(teacher, dict) else "-",
         method=method_label(config.get("loss"), label_of),
         epochs=_whole(epochs))
+
+
+# --- env.json ----------------------------------------------------------------------------
+
+def environment_fields(record: Any) -> dict[str, str]:
+    """The environment a run started in (env.json's "started"), as short strings keyed
+    ``env.kdtui``, ``env.torch``, ...: what the runs viewer shows and diffs. Tolerant of
+    old, partial or hand-edited files (missing pieces are left out)."""
+    started = record.get("started") if isinstance(record, dict) else None
+    if not isinstance(started, dict):
+        return {}
+    fields: dict[str, str] = {}
+    git = started.get("git")
+    version = _text(started.get("kdtui"))
+    if version is not None:
+        commit = (f" ({str(git.get('commit', ''))[:10]}{', dirty' if git.get('dirty') else ''})"
+                  if isinstance(git, dict) else "")
+        fields["env.kdtui"] = version + commit
+    for key in ("python", "torch", "torchvision", "cuda", "cudnn", "cpu_count", "host"):
+        value = started.get(key)
+        if value is not None and not isinstance(value, (dict, list)):
+            fields[f"env.{key}"] = str(value)
+    gpus = started.get("gpus")
+    if isinstance(gpus, list) and gpus:
+        fields["env.gpus"] = ", ".join(map(str, gpus))
+    command = started.get("command")
+    if isinstance(command, list):
+        fields["env.command"] = " ".join(map(str, command))
+    return fields

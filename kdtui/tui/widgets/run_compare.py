@@ -23,6 +23,7 @@ from textual.widgets import DataTable
 from kdtui.store import RunDir, RunRow
 from kdtui.store.export import config_diff
 from kdtui.store.follow import RunHistory
+from kdtui.store.records import environment_fields
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
 
@@ -60,7 +61,11 @@ def read_comparison(rows: list[RunRow]) -> Comparison:
     configs, histories = [], []
     for row in rows:
         run = RunDir(row.path)
-        configs.append(run.read_config())
+        config = run.read_config()
+        # What each ran on (env.json) is compared with the settings: a torch or commit that
+        # differs is as likely a cause of a difference as a hyper-parameter.
+        configs.append({**config, **environment_fields(run.environment())} if config is not None
+                       else None)
         history = RunHistory()
         history.add(run.epochs())
         histories.append(history)

@@ -9,7 +9,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,6 +19,7 @@ from textual.widgets import Static
 from kdtui.console import format_duration
 from kdtui.store import RunDir, RunRow, Summary
 from kdtui.store.follow import RunHistory
+from kdtui.store.records import environment_fields
 from kdtui.tui.widgets.runs_table import format_accuracy, status_text
 from kdtui.tui.widgets.series_plot import Series, SeriesPlot
 
@@ -31,6 +32,7 @@ class RunDetail:
     summary: Summary | None
     config_text: str | None
     history: RunHistory
+    environment: dict[str, str] = field(default_factory=dict)   # env.json, as env.* fields
 
 
 def read_detail(row: RunRow) -> RunDetail:
@@ -41,7 +43,8 @@ def read_detail(row: RunRow) -> RunDetail:
         config_text = None
     history = RunHistory()
     history.add(run.epochs())
-    return RunDetail(row, run.summary(), config_text, history)
+    return RunDetail(row, run.summary(), config_text, history,
+                     environment_fields(run.environment()))
 
 
 class RunDetailPane(VerticalScroll):
@@ -107,6 +110,13 @@ class RunDetailPane(VerticalScroll):
                   if count is not None]
         if params:
             lines.append(("params", " · ".join(params)))
+        environment = detail.environment
+        versions = " · ".join(f"{key[4:]} {environment[key]}" for key in
+                              ("env.kdtui", "env.torch", "env.cuda") if key in environment)
+        if versions:
+            lines.append(("versions", versions))
+        if "env.gpus" in environment:
+            lines.append(("gpus", environment["env.gpus"]))
         if row.error:
             lines.append(("error", Text(row.error, style=colours.get("text-error", ""))))
         if detail.summary is None:
