@@ -102,8 +102,10 @@ def test_every_shipped_preset_validates():
     for preset in presets:
         cfg = load_config(preset.path)
         assert preset.description, preset.name
-        if cfg.teacher is not None:
+        if cfg.teacher is not None and cfg.teacher.checkpoint == "auto":
             assert (presets_dir() / f"{cfg.teacher.preset}.yaml").exists()
+        elif cfg.teacher is not None:  # the ImageNet presets: torchvision's pretrained weights
+            assert cfg.teacher.checkpoint.startswith("torchvision:"), preset.name
 
 
 def test_paper_recipe_in_amd_preset():
