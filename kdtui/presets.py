@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -83,16 +84,24 @@ def grouped_presets() -> list[tuple[str, list[PresetInfo]]]:
 
 def find_preset(ref: str) -> Path:
     """A preset file by path, or by name in the presets folder."""
+    return find_yaml(ref, presets_dir(), lambda: [p.name for p in list_presets()], "preset")
+
+
+def find_yaml(ref: str, folder: Path, names: Callable[[], list[str]], what: str,
+              plural: str = "") -> Path:
+    """``ref`` as a path when it looks like one (a .yaml suffix, a separator, an existing
+    file), else ``folder/<ref>.yaml``; an unknown name is a ConfigError suggesting the
+    closest of ``names()``."""
     path = Path(ref).expanduser()
     if path.suffix in (".yaml", ".yml") or os.sep in ref or path.exists():
         return path
-    candidate = presets_dir() / f"{ref}.yaml"
+    candidate = folder / f"{ref}.yaml"
     if candidate.exists():
         return candidate
     import difflib
 
-    names = [p.name for p in list_presets()]
-    close = difflib.get_close_matches(ref, names, n=1)
+    close = difflib.get_close_matches(ref, names(), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"No preset named {ref!r} in {presets_dir()}.{hint} `kdtui presets` lists "
-                      "them; a preset can also be given as a path to a .yaml file.")
+    raise ConfigError(f"No {what} named {ref!r} in {folder}.{hint} `kdtui presets` lists the "
+                      f"{plural or what + 's'} that come with kdtui; a {what} can also be given as a "
+                      "path to a .yaml file.")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.errors import ConfigError
-from kdtui.presets import PresetInfo, presets_dir
+from kdtui.presets import PresetInfo, find_yaml, presets_dir
 
 STUDY_KEYS = ("name", "description", "base", "set", "grid", "points", "seeds", "source", "reported")
 POINT_KEYS = ("preset", "reported")          # keys of a point that are not config overrides
@@ -108,17 +108,8 @@ def studies_dir() -> Path:
 
 def find_study(ref: str) -> Path:
     """A study file by path, or by name in the presets' ``studies/`` folder."""
-    path = Path(ref).expanduser()
-    if path.suffix in (".yaml", ".yml") or "/" in ref or path.exists():
-        return path
-    candidate = studies_dir() / f"{ref}.yaml"
-    if candidate.exists():
-        return candidate
-    names = [info.name for info in list_studies()]
-    close = difflib.get_close_matches(ref, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"No study named {ref!r} in {studies_dir()}.{hint} `kdtui presets` lists "
-                      "the studies that come with kdtui; a study can also be given as a path to a .yaml file.")
+    return find_yaml(ref, studies_dir(), lambda: [info.name for info in list_studies()], "study",
+                     "studies")
 
 
 def list_studies() -> list[PresetInfo]:
