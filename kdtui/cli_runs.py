@@ -42,7 +42,9 @@ LS_COLUMNS = {
     "final": ("final %", lambda r: _acc(r.final_acc), lambda r: r.final_acc),
     "teacher_acc": ("teacher %", lambda r: _acc(r.teacher_acc), lambda r: r.teacher_acc),
 }
-SORTS = {"started": "run", "name": "run", **{key: key for key in LS_COLUMNS if key != "run"}}
+# --sort keys: ids start with the start time, so "started" sorts by id; "name" by the name.
+SORTS = {"started": LS_COLUMNS["run"][2], "name": lambda r: r.name.lower(),
+         **{key: column[2] for key, column in LS_COLUMNS.items() if key != "run"}}
 
 
 def row_record(row) -> dict:
@@ -87,7 +89,7 @@ def runs_ls(
     if query:
         words = query.lower().split()
         rows = [row for row in rows if all(word in row.search_text() for word in words)]
-    key = LS_COLUMNS[SORTS[sort]][2]
+    key = SORTS[sort]
     known = sorted((r for r in rows if key(r) is not None), key=key, reverse=not ascending)
     rows = known + [r for r in rows if key(r) is None]   # unknown values last either way
     if output == "json":

@@ -53,6 +53,14 @@ def test_sort_and_filter(tmp_path):
     assert ascending[:2] == ["20261128-101500-alpha", "20261128-101501-beta"]  # unknown still last
     assert [line.split()[0] for line in ls(tmp_path, "--filter", "STOPPED cifar100").splitlines()[1:]] == [
         "20261128-101502-gamma"]
+    # A newer run whose name sorts first tells "name" from "started" apart.
+    newest = RunDir(tmp_path / "20261128-101509-aardvark")
+    newest.path.mkdir()
+    newest.write_config(LONG_METHOD_CONFIG)
+    by_name = [line.split()[0][16:] for line in ls(tmp_path, "--sort", "name", "--asc").splitlines()[1:]]
+    assert by_name == ["aardvark", "alpha", "beta", "gamma"]
+    by_start = [line.split()[0][16:] for line in ls(tmp_path, "--sort", "started", "--asc").splitlines()[1:]]
+    assert by_start == ["alpha", "beta", "gamma", "aardvark"]
 
 
 def test_json_and_csv_keep_numbers_whole(tmp_path):
