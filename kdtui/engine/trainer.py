@@ -227,15 +227,16 @@ class Trainer:
             if last.exists():
                 self.restore(last)
             self.run.truncate_metrics(self.epoch)
+        config = self.cfg.to_dict()
         try:
             self.emit(ev.RunStarted(
-                run_id=self.run.id, run_dir=str(self.run.path), config=self.cfg.to_dict(),
+                run_id=self.run.id, run_dir=str(self.run.path), config=config,
                 device=str(self.device), epochs=self.cfg.train.epochs, start_epoch=self.epoch,
                 steps_per_epoch=self.steps_per_epoch,
                 student_params=count_parameters(self.student),
                 teacher_params=count_parameters(self.teacher) if self.teacher else None,
                 teacher_id=self.teacher_id,
-                method=method_label(self.cfg.to_dict().get("loss"), loss_label),
+                method=method_label(config.get("loss"), loss_label),
                 environment=collect_environment(),
                 study=self.study,
                 term_weights=self.objective.coefficients(self.epoch + 1),
@@ -299,8 +300,7 @@ class Trainer:
         step = 0
         with_indices = self.objective.needs_indices
         for step, batch in enumerate(self.data.train_batches(
-                cfg.batch_size, epoch, self.device, **({"with_indices": True} if with_indices else {})),
-                start=1):
+                cfg.batch_size, epoch, self.device, with_indices=with_indices), start=1):
             images, labels = batch[0], batch[1]
             indices = batch[2] if with_indices else None
             if self.stop_event.is_set():
