@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from kdtui.errors import ConfigError
 from kdtui.losses.registry import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, no_teacher_error
 from kdtui.schema import option
 
 
@@ -164,15 +164,13 @@ class AFDLoss(LossMethod):
     def setup(self, student_features: list[Tensor], teacher_features: list[Tensor] | None) -> None:
         """Builds the attention for ``features: stages``; block features are not given here."""
         if teacher_features is None:
-            raise ConfigError(
-                "Loss 'afd' needs a teacher, but the run has none: add a teacher or drop 'afd'.")
+            raise no_teacher_error("afd")
         if self.options.features == "stages":
             self._build(*self._lists(student_features, teacher_features))
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         if inputs.teacher_logits is None and inputs.teacher_features is None:
-            raise ConfigError(
-                "Loss 'afd' needs a teacher, but the run has none: add a teacher or drop 'afd'.")
+            raise no_teacher_error("afd")
         if self.options.features == "stages":
             student, teacher = self._lists(inputs.student_features, inputs.teacher_features)
         else:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses.registry import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pairs
+from kdtui.losses.base import LossInputs, LossMethod, pool_to_smaller, select_pairs, no_teacher_error
 from kdtui.schema import option
 
 TERMS = ("A", "P", "N")
@@ -215,9 +215,7 @@ class AMDLoss(LossMethod):
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         if inputs.teacher_features is None:
-            raise ConfigError(
-                "Loss 'amd' needs a teacher, but the run has none: add a teacher or drop 'amd'."
-            )
+            raise no_teacher_error("amd")
         opts = self.options
         terms = amd_terms(
             inputs.student_features,

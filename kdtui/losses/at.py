@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdtui.errors import ConfigError
 from kdtui.losses.registry import LOSSES
 from kdtui.losses.base import LossInputs, LossMethod, check_layers, pool_to_smaller, select_pairs
 from kdtui.schema import option

@@ -134,6 +134,12 @@ class LossMethod(nn.Module):
         return torch.stack(list(terms.values())).sum()
 
 
+def no_teacher_error(name: str) -> ConfigError:
+    """The error of loss ``name`` run without a teacher (raised by whichever input it misses)."""
+    return ConfigError(f"Loss '{name}' needs a teacher, but the run has none: add a teacher or "
+                       f"drop '{name}'.")
+
+
 def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
     """Adaptive-average-pool a B×C×H×W student/teacher pair to the smaller spatial size.
 
@@ -173,9 +179,7 @@ def select_pairs(
     """
     student, teacher = list(student_features), teacher_features
     if teacher is None:
-        raise ConfigError(
-            f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'."
-        )
+        raise no_teacher_error(name)
     teacher = list(teacher)
     if len(student) != len(teacher):
         raise ConfigError(
@@ -198,5 +202,5 @@ def select_pairs(
 def require_teacher_logits(name: str, inputs: LossInputs) -> Tensor:
     """The teacher's logits, or a clear error for a method used without a teacher."""
     if inputs.teacher_logits is None:
-        raise ConfigError(f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'.")
+        raise no_teacher_error(name)
     return inputs.teacher_logits

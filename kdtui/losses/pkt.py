@@ -28,7 +28,7 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses.registry import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod
+from kdtui.losses.base import LossInputs, LossMethod, no_teacher_error
 from kdtui.schema import option
 
 EPS = 1e-7  # the authors' eps, in both the normalisation and the log ratio
@@ -40,9 +40,7 @@ def embeddings(name: str, inputs: LossInputs) -> tuple[Tensor, Tensor]:
     Call with autocast off. The teacher's embedding is detached.
     """
     if inputs.teacher_logits is None and inputs.teacher_embedding is None:
-        raise ConfigError(
-            f"Loss '{name}' needs a teacher, but the run has none: add a teacher or drop '{name}'."
-        )
+        raise no_teacher_error(name)
     es, et = inputs.student_embedding, inputs.teacher_embedding
     if es is None or et is None:
         raise ConfigError(

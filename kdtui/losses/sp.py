@@ -28,7 +28,7 @@ from torch import Tensor
 
 from kdtui.errors import ConfigError
 from kdtui.losses.registry import LOSSES
-from kdtui.losses.base import LossInputs, LossMethod, check_layers, select_pairs
+from kdtui.losses.base import LossInputs, LossMethod, check_layers, select_pairs, no_teacher_error
 from kdtui.schema import option
 
 
@@ -82,9 +82,7 @@ class SPLoss(LossMethod):
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
         if self.options.layers is None:
             if inputs.teacher_features is None and inputs.teacher_last_map is None:
-                raise ConfigError(
-                    "Loss 'sp' needs a teacher, but the run has none: add a teacher or drop 'sp'."
-                )
+                raise no_teacher_error("sp")
             fs, ft = inputs.student_last_map, inputs.teacher_last_map
             if fs is None or ft is None:
                 raise ConfigError(
