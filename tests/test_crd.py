@@ -109,12 +109,15 @@ def make_crd(n_data=20, s_dim=6, t_dim=7, feat_dim=8, k=5, classes=4):
     return method, labels
 
 
-def test_crd_matches_repdistiller_over_two_batches():
-    method, labels = make_crd()
+@pytest.mark.parametrize("k", [5, 1], ids=["scored-against-the-whole-memory", "gathered-slots"])
+def test_crd_matches_repdistiller_over_two_batches(k):
+    """With 20 images, 1+5 slots score against the whole memory, 1+1 slots gather theirs
+    (crd.slot_dots picks by size); both must be RepDistiller's numbers."""
+    method, labels = make_crd(k=k)
     ref_embed_s, ref_embed_t = RefEmbed(6, 8), RefEmbed(7, 8)
     ref_embed_s.load_state_dict(method.embed_s.state_dict())
     ref_embed_t.load_state_dict(method.embed_t.state_dict())
-    memory = RefContrastMemory(method.memory_s, method.memory_t, K=5, T=0.07, momentum=0.5)
+    memory = RefContrastMemory(method.memory_s, method.memory_t, K=k, T=0.07, momentum=0.5)
     ref_loss = RefContrastLoss(20)
     for batch in range(2):
         f_s, f_t = torch.randn(4, 6), torch.randn(4, 7)
