@@ -25,7 +25,7 @@ PAPER_WEIGHTS = {"cifar10": (0.1, 0.9, 4.0), "cinic10": (0.4, 0.6, 16.0),
 # them: RepDistiller's FitNet (CE + hint), the official LSKD (CE 0.1 + LSKD 9 at τ 2) and
 # AFD (CE + 0.9·KD + 200·AFD), AFDS as its paper's transfer-learning objective (CE + 0.01·AFDS).
 OWN_WEIGHTS = {"fitnet": {"ce": 1.0, "fitnet": 100.0}, "lskd": {"ce": 0.1, "lskd": 9.0},
-               "afd": {"ce": 1.0, "kd": 0.9, "afd": 200.0}, "afds": {"ce": 1.0, "afds": 0.01},
+               "afd": {"ce": 1.0, "kd": 0.9, "afd": 200.0}, "afds": {"ce": 1.0, "afds": 500.0},
                "crd": {"ce": 1.0, "crd": 0.8}}
 RECIPES = {  # epochs, batch, lr, milestones, lr_decay, weight decay
     "cifar10": (200, 128, 0.1, [40, 80, 120, 160], 0.2, 1e-4),
