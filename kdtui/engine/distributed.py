@@ -220,8 +220,10 @@ def check_same(world: World, value: Any, what: str) -> None:
     dist.all_gather_object(values, value)
     differ = [rank for rank, other in enumerate(values) if other != values[0]]
     if differ:
-        raise KdtuiError(f"Processes {', '.join(map(str, differ))} were started with a different {what} "
-                         "than process 0; start every process with the same command line.")
+        which = (f"Process {differ[0]} was" if len(differ) == 1
+                 else f"Processes {', '.join(map(str, differ))} were")
+        raise KdtuiError(f"{which} started with a different {what} than process 0; start every "
+                         "process with the same command line.")
 
 
 def barrier(world: World) -> None:
