@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from kdtui.cli import app
 from kdtui.data.memory import InMemoryLoader
 from kdtui.data.shard import Shard, ShardedBatches
-from kdtui.store import iter_runs
+from kdtui.store import RunDir, iter_runs
 
 TIMEOUT_S = 240
 PRESET = {
@@ -281,3 +281,13 @@ def test_memories_gradients_and_configs_agree_across_processes(tmp_path: Path):
         assert out["mismatch"] == ("Process 1 was started with a different configuration than process 0; "
                                    "start every process with the same command line.")
     assert ranks[0]["memory_s"] == ranks[1]["memory_s"]
+
+
+def test_runs_show_says_how_many_processes_trained_the_run(tmp_path: Path):
+    run = RunDir(tmp_path / "20261130-120000-pair")
+    (run.path / "checkpoints").mkdir(parents=True)
+    run.write_config({"preset": "pair"})
+    run.write_summary({"status": "finished", "run_id": run.id, "device": "cuda:0", "world_size": 8})
+    result = CliRunner().invoke(app, ["runs", "show", run.id, "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "trained by 8 processes (torchrun) on cuda:0" in result.output
