@@ -97,7 +97,7 @@ def run(
 
         notify = lambda text: console.console.print(f"[bold cyan]{text}[/]")  # noqa: E731
         # Under torchrun: one of several processes training the run (kdtui.engine.distributed).
-        with StopOnSignal() as stop, process_group():
+        with StopOnSignal(second_interrupts=not launched_by_torchrun()) as stop, process_group():
             from kdtui.engine.launch import resume_run, start_run
 
             try:

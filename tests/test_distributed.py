@@ -81,9 +81,13 @@ def launched(tmp_path: Path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    for pid in processes_mentioning(str(root)):
+    left = processes_mentioning(str(root))
+    for pid in left:
         os.kill(pid, signal.SIGKILL)
-    assert not processes_mentioning(str(root)), "training processes were left behind"
+    deadline = time.time() + 10
+    while processes_mentioning(str(root)) and time.time() < deadline:
+        time.sleep(0.1)  # the killed processes' parents reap them
+    assert not left, "training processes were left behind (killed now)"
 
 
 def write_preset(tmp_path: Path, **train) -> Path:
@@ -177,24 +181,44 @@ def test_two_processes_train_like_one(launched, tmp_path: Path):
     assert 100.0 * correct / total == pytest.approx(two[-1].test_acc, abs=1e-9)
 
 
-def test_sigterm_to_the_launcher_stops_both_ranks_then_one_process_resumes(launched, tmp_path: Path):
-    root, start = launched
-    preset = write_preset(tmp_path, epochs=4)
-    process = start(str(preset))
+def workers_of(launcher: subprocess.Popen) -> dict[int, int]:
+    """{rank: pid} of the processes torchrun started."""
+    workers = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            if entry.name.isdigit() and f"\nPPid:\t{launcher.pid}\n" in status:
+                env = dict(item.split("=", 1) for item in
+                           (entry / "environ").read_bytes().decode(errors="replace").split("\0") if "=" in item)
+                workers[int(env["RANK"])] = int(entry.name)
+        except (OSError, KeyError, ValueError):
+            continue
+    return workers
+
+
+def started_training(process: subprocess.Popen, root: Path):
+    """The run folder, once its first epoch is recorded (the run still going)."""
     deadline = time.time() + TIMEOUT_S
     run = None
     while time.time() < deadline and process.poll() is None:
         run = next(iter_runs(root), None)
         if run is not None and run.epochs():
-            break
+            return run
         time.sleep(0.05)
-    assert run is not None and process.poll() is None, process.communicate()[0]
-    process.send_signal(signal.SIGTERM)  # to torchrun, which passes it to both ranks
+    raise AssertionError(f"the run did not get through an epoch: {process.communicate()[0]}")
+
+
+def test_sigterm_to_one_rank_stops_both_then_one_process_resumes(launched, tmp_path: Path):
+    """Only rank 1 is signalled: the ranks agree to stop at the same step (without that,
+    rank 0 would wait for rank 1 in the next all-reduce and fail the run)."""
+    root, start = launched
+    process = start(str(write_preset(tmp_path, epochs=4)))
+    run = started_training(process, root)
+    os.kill(workers_of(process)[1], signal.SIGTERM)
     output, _ = process.communicate(timeout=TIMEOUT_S)
     summary = run.summary()
     assert summary.status == "stopped", output
     assert 1 <= summary.epochs_done < 4 and summary.world_size == 2
-    assert not processes_mentioning(str(root)), "a rank outlived the launcher"
     stopped_after = summary.epochs_done
 
     # The checkpoint two processes wrote continues in one.
@@ -204,6 +228,16 @@ def test_sigterm_to_the_launcher_stops_both_ranks_then_one_process_resumes(launc
     assert summary.status == "finished" and summary.epochs_done == 4 and summary.world_size == 1
     assert [r.epoch for r in run.epochs()] == [1, 2, 3, 4]
     assert f"resuming after epoch {stopped_after}" in run.log_path.read_text()
+
+
+def test_sigterm_to_the_launcher_stops_both_ranks(launched, tmp_path: Path):
+    root, start = launched
+    process = start(str(write_preset(tmp_path, epochs=4)))
+    run = started_training(process, root)
+    process.send_signal(signal.SIGTERM)  # torchrun passes it on to both ranks
+    output, _ = process.communicate(timeout=TIMEOUT_S)
+    assert run.summary().status == "stopped", output
+    assert not processes_mentioning(str(root)), "a rank outlived the launcher"
 
 
 def test_a_global_batch_that_does_not_divide_is_a_clear_error(launched, tmp_path: Path):
