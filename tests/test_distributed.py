@@ -240,14 +240,28 @@ def test_sigterm_to_the_launcher_stops_both_ranks(launched, tmp_path: Path):
     assert not processes_mentioning(str(root)), "a rank outlived the launcher"
 
 
-def test_a_global_batch_that_does_not_divide_is_a_clear_error(launched, tmp_path: Path):
+def test_a_rank_that_dies_fails_the_run_clearly_and_keeps_its_record(launched, tmp_path: Path):
     root, start = launched
-    process = start(str(write_preset(tmp_path, batch_size=63)))
+    process = start(str(write_preset(tmp_path, epochs=4)))
+    run = started_training(process, root)
+    os.kill(workers_of(process)[1], signal.SIGKILL)
     output, _ = process.communicate(timeout=TIMEOUT_S)
     assert process.returncode != 0
-    assert "train.batch_size: 63 is the global batch and must divide evenly over the 2 processes" in output
-    assert "kdtui/engine" not in output  # a message, not a traceback of kdtui
-    assert not list(iter_runs(root))  # checked before any run folder exists
+    summary = run.summary()
+    assert summary.status == "failed", output
+    assert summary.error.startswith("Process 0 of 2 lost the others") and "--resume" in summary.error
+    assert summary.epochs_done >= 1 and (run.checkpoints / "last.pt").exists()
+    assert [r.epoch for r in run.epochs()] == list(range(1, summary.epochs_done + 1))
+
+
+def test_a_global_batch_that_does_not_divide_is_a_clear_error():
+    from kdtui.engine.distributed import World, local_batch_size
+    from kdtui.errors import ConfigError
+
+    assert local_batch_size(64, World(rank=1, size=4, active=True)) == 16
+    with pytest.raises(ConfigError, match="train.batch_size: 63 is the global batch and must divide "
+                                          "evenly over the 2 processes"):
+        local_batch_size(63, World(rank=0, size=2, active=True))
 
 
 # -- collective pieces, in two spawned processes -----------------------------------------------

@@ -295,7 +295,7 @@ class Trainer:
         except Exception as exc:
             if self.world.active and ddp.is_communication_failure(exc):
                 message = (f"Process {self.world.rank} of {self.world.size} lost the others "
-                           f"({str(exc).splitlines()[0]}): another process failed or was killed, and "
+                           f"({str(exc).splitlines()[0].split('. ')[0]}): another process failed or was killed, and "
                            "its own output says why. The last complete checkpoint is kept; continue "
                            f"with `kdtui run --resume {self.run.id}` (with any number of processes).")
                 with contextlib.suppress(OSError):
