@@ -240,6 +240,55 @@ def test_sigterm_to_the_launcher_stops_both_ranks(launched, tmp_path: Path):
     assert not processes_mentioning(str(root)), "a rank outlived the launcher"
 
 
+DUMP_EACH_EPOCH = """
+import sys, torch
+from kdtui.engine import trainer
+folder = sys.argv[1]
+train_epoch = trainer.Trainer.train_epoch
+def dumped(self, epoch):
+    done = train_epoch(self, epoch)
+    torch.save({"objective": self.objective.state_dict(), "student": self.student.state_dict()},
+               f"{folder}/rank{self.world.rank}-epoch{epoch}.pt")
+    return done
+trainer.Trainer.train_epoch = dumped
+from kdtui.cli import app
+sys.argv = ["kdtui", *sys.argv[2:]]
+app()
+"""
+
+
+def test_learned_loss_modules_and_crd_memories_stay_identical_on_every_rank(tmp_path: Path):
+    """CRD (embeddings, memory banks, Z) and FitNet (regressor, with a BatchNorm) trained on two
+    processes: after each epoch every tensor of the student and the loss modules is equal on
+    both ranks, so the checkpoint rank 0 writes is what every rank trained with."""
+    from kdtui.models import build_model
+
+    teacher = tmp_path / "teacher.pt"
+    torch.save(build_model("wrn_10_1", 10).state_dict(), teacher)
+    preset = {**PRESET, "data": {**PRESET["data"], "train_size": 128, "test_size": 50},
+              "teacher": {"checkpoint": str(teacher), "arch": "wrn_10_1"},
+              "loss": {"ce": {"weight": 0.1}, "kd": {"weight": 0.9}, "crd": {"weight": 0.8, "nce_k": 32},
+                       "fitnet": {"weight": 1.0}},
+              "train": {**PRESET["train"], "epochs": 1, "batch_size": 32}}
+    (tmp_path / "crd.yaml").write_text(yaml.safe_dump(preset))
+    script = tmp_path / "dump_each_epoch.py"
+    script.write_text(DUMP_EACH_EPOCH)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+               "127.0.0.1", "--master-port", str(free_port()), str(script), str(dumps), "run",
+               str(tmp_path / "crd.yaml"), "--headless", "--runs-dir", str(tmp_path / "runs-crd")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = [torch.load(dumps / f"rank{rank}-epoch1.pt", weights_only=True) for rank in range(2)]
+    for part in ("objective", "student"):
+        ours, theirs = states[0][part], states[1][part]
+        assert ours.keys() == theirs.keys()
+        assert [k for k in ours if not torch.equal(ours[k], theirs[k])] == []
+    assert {"methods.crd.memory_s", "methods.crd.z", "methods.fitnet.regressor.1.running_var"} <= set(states[0]["objective"])
+
+
 def test_a_rank_that_dies_fails_the_run_clearly_and_keeps_its_record(launched, tmp_path: Path):
     root, start = launched
     process = start(str(write_preset(tmp_path, epochs=4)))

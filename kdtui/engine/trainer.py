@@ -230,9 +230,10 @@ class Trainer:
         return 100.0 * correct / max(total, 1)
 
     def evaluate_student(self) -> float:
-        # Each rank updated BatchNorm's running statistics with its own share in the last step:
-        # evaluate (and save) rank 0's on every rank.
+        # Each rank updated BatchNorm's running statistics (the student's, and a loss module's
+        # such as FitNet's regressor) with its own share: evaluate and save rank 0's everywhere.
         ddp.broadcast_state(self.student, self.world, buffers_only=True)
+        ddp.broadcast_state(self.objective, self.world, buffers_only=True)
         self.student.eval()
         try:
             return self.evaluate(self.student)
