@@ -32,6 +32,8 @@ from kdtui.data.shard import Shard
 from kdtui.errors import ConfigError, KdtuiError
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+SYNC_BN_NEEDS_CUDA = ("train.sync_bn: PyTorch's SyncBatchNorm runs only on CUDA GPUs; use "
+                      "--set train.sync_bn=false for a CPU run.")
 T = TypeVar("T")
 
 
@@ -132,8 +134,7 @@ def sync_batchnorm(student: nn.Module, device: torch.device, world: World) -> nn
     if world.size <= 1:
         return student  # one process already normalises over the whole batch
     if device.type != "cuda":
-        raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs only on CUDA GPUs; use "
-                          "--set train.sync_bn=false for a CPU run.")
+        raise ConfigError(SYNC_BN_NEEDS_CUDA)
     return nn.SyncBatchNorm.convert_sync_batchnorm(student)
 
 
@@ -209,6 +210,28 @@ def from_main(world: World, make: Callable[[], T]) -> T:
     if kind == "error":
         raise KdtuiError(value)
     return value
+
+
+def check_launch(device: str, batch_size: int, sync_bn: bool, world: World) -> None:
+    """What each rank can check on its own (its GPU, its share of the batch, SyncBatchNorm's
+    device), checked on all ranks together before any run folder exists: a problem of one
+    rank stops every rank with its message, instead of leaving the others waiting for it."""
+    if not world.active:
+        return
+    error: str | None = None
+    try:
+        chosen = device_for(device, world)
+        local_batch_size(batch_size, world)
+        if sync_bn and world.size > 1 and chosen.type != "cuda":
+            raise ConfigError(SYNC_BN_NEEDS_CUDA)
+    except KdtuiError as exc:
+        error = str(exc)
+    errors: list[Any] = [None] * world.size
+    dist.all_gather_object(errors, error)
+    first = next(((rank, text) for rank, text in enumerate(errors) if text), None)
+    if first is not None:
+        rank, text = first
+        raise ConfigError(text if text == error else f"Process {rank}: {text}")
 
 
 def check_same(world: World, value: Any, what: str) -> None:

@@ -126,13 +126,14 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
               role: str = "student", study: dict | None = None) -> tuple[RunDir, ev.RunEnded]:
     """Train ``cfg`` in a new run folder of ``root``; ``study`` ({"id": ..., "point": ...})
     marks the run as a point of a study, recorded in its summary."""
-    from kdtui.engine.distributed import barrier, check_same, current_world, from_main
+    from kdtui.engine.distributed import barrier, check_launch, check_same, current_world, from_main
     from kdtui.engine.trainer import Trainer
     from kdtui.store import check_run_name
 
     world = current_world()  # under torchrun: only rank 0 makes and writes the run folder
     notify = notify if world.is_main else quiet
     check_run_name(name or cfg.preset)
+    check_launch(cfg.train.device, cfg.train.batch_size, cfg.train.sync_bn, world)
     prepared = prepare(cfg, root, overrides, notify, sinks_for, stop_event)
     if stop_event is not None and stop_event.is_set():
         raise KdtuiError("Stopped before the run started.")
@@ -157,7 +158,7 @@ def quiet(text: str) -> None:
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
                stop_event: threading.Event | None = None,
                notify: Notify = print) -> tuple[RunDir, ev.RunEnded]:
-    from kdtui.engine.distributed import barrier, current_world, from_main
+    from kdtui.engine.distributed import barrier, check_launch, current_world, from_main
     from kdtui.engine.trainer import Trainer
 
     world = current_world()  # under torchrun rank 0 checks, locks and writes; any world size
@@ -170,6 +171,7 @@ def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
 
         run, raw = from_main(world, checked)
         cfg = load_config(data=raw)
+        check_launch(cfg.train.device, cfg.train.batch_size, cfg.train.sync_bn, world)
         prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
         sinks = sinks_for(run, "resume") if sinks_for and world.is_main else []
         trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,

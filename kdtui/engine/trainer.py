@@ -184,8 +184,15 @@ class Trainer:
             "last_test_acc": self.last_test_acc,
             "teacher_test_acc": self.teacher_test_acc,  # a resume need not evaluate it again
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_cuda": self.cuda_rng_states(),
         }
+
+    def cuda_rng_states(self) -> list[torch.Tensor]:
+        if not torch.cuda.is_available():
+            return []
+        if self.world.active:  # this rank's GPU only: reading all would start CUDA on every GPU
+            return [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []
+        return torch.cuda.get_rng_state_all()
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
@@ -210,7 +217,11 @@ class Trainer:
         self.teacher_test_acc = state.get("teacher_test_acc")
         torch.set_rng_state(state["rng_cpu"])
         if state.get("rng_cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+            if self.world.active:  # never touch the GPUs of other ranks
+                if self.device.type == "cuda":
+                    torch.cuda.set_rng_state(state["rng_cuda"][0], self.device)
+            else:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
         ddp.decorrelate_rng(self.cfg.train.seed, self.epoch, self.world)
 
     # -- evaluation ---------------------------------------------------------------------
