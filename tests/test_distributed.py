@@ -124,6 +124,8 @@ def test_folder_batches_split_every_global_batch_over_the_ranks():
         assert sum((share[step] for share in shares), []) == batch
     seen = [i for share in shares for batch in share for i in batch]
     assert len(seen) == len(set(seen)) == 48  # every image at most once; the last 2 dropped
+    tested = [i for rank in range(3) for i in Shard(rank, 3).test_indices(50)]
+    assert sorted(tested) == list(range(50))  # every test image on exactly one rank
 
 
 # -- end to end --------------------------------------------------------------------------------
