@@ -71,7 +71,9 @@ def run(
         if resume is not None and (overrides or name):
             raise KdtuiError("--resume continues a run with its own config; --set and "
                              "--name cannot be used with it.")
-        if not headless and interactive():
+        from kdtui.engine.distributed import launched_by_torchrun, process_group
+
+        if not headless and not launched_by_torchrun() and interactive():
             # Everything the child would reject is checked here, so the app opens only on a
             # run that can start; the child repeats the checks (for headless use).
             if resume is None:
@@ -94,7 +96,8 @@ def run(
             return [RunStoreWriter(run_dir), console]
 
         notify = lambda text: console.console.print(f"[bold cyan]{text}[/]")  # noqa: E731
-        with StopOnSignal() as stop:
+        # Under torchrun: one of several processes training the run (kdtui.engine.distributed).
+        with StopOnSignal(second_interrupts=not launched_by_torchrun()) as stop, process_group():
             from kdtui.engine.launch import resume_run, start_run
 
             try:

@@ -85,13 +85,18 @@ def user_errors() -> Iterator[None]:
 
 class StopOnSignal:
     """First Ctrl-C / SIGTERM asks the trainer to stop cleanly; a second Ctrl-C interrupts.
-    SIGUSR1 asks it to finish the current epoch, checkpoint it, then stop (exit 128 + 10)."""
+    SIGUSR1 asks it to finish the current epoch, checkpoint it, then stop (exit 128 + 10).
 
-    def __init__(self) -> None:
+    ``second_interrupts=False`` under torchrun: a Ctrl-C reaches each process twice (from the
+    terminal, then passed on by torchrun), and torchrun itself kills processes that do not
+    end in time."""
+
+    def __init__(self, second_interrupts: bool = True) -> None:
         from kdtui.events import StopRequest
 
         self.event = StopRequest()
         self.signum: int | None = None
+        self.second_interrupts = second_interrupts
 
     def __enter__(self) -> "StopOnSignal":
         self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -104,7 +109,9 @@ class StopOnSignal:
 
     def handle(self, signum: int, frame: object) -> None:
         if self.event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            if self.second_interrupts:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
         self.event.set()
         print("\nstopping: finishing the current step, keeping the last checkpoint…", file=sys.stderr)

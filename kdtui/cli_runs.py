@@ -143,6 +143,8 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
     console = Console(highlight=False)
     console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
     summary = run_dir.summary()
+    if summary is not None and (summary.world_size or 1) > 1:
+        console.print(f"trained by {summary.world_size} processes (torchrun) on {summary.device}")
     console.print(json.dumps(summary.to_dict() if summary else {"status": "no summary yet"}, indent=2,
                              ensure_ascii=False))
     console.print(yaml.safe_dump(run_dir.read_config() or {}, sort_keys=False).rstrip())

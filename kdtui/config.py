@@ -99,7 +99,9 @@ class TeacherConfig:
 @dataclass
 class TrainConfig:
     epochs: int = option(200, help="number of training epochs", gt=0)
-    batch_size: int = option(128, help="training batch size", gt=0)
+    batch_size: int = option(128, help="training batch size: the global batch; under torchrun each "
+                             "of N processes takes batch_size / N (must divide). The learning rate is "
+                             "never rescaled with N: set train.lr yourself", gt=0)
     eval_batch_size: int = option(512, help="evaluation batch size", gt=0, affects_model=False)
     optimizer: str = option("sgd", help=f"optimiser ({_names(OPTIMIZERS)})")
     lr: float = option(0.1, help="initial learning rate", gt=0, le=10)
@@ -113,6 +115,8 @@ class TrainConfig:
     seed: int = option(0, help="seed of initialisation, shuffling and augmentation", ge=0)
     device: str = option("auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N",
                          affects_model=False)
+    sync_bn: bool = option(False, help="under torchrun on GPUs: BatchNorm statistics over the global "
+                           "batch (SyncBatchNorm) instead of each process's share; no effect in one process")
     # bf16 changes the arithmetic, not the recipe: a teacher trained with or without it is
     # the same teacher, and a student may run where the teacher could not.
     amp: bool = option(True, help="bf16 autocast on CUDA (ignored on CPU)", affects_model=False)

@@ -44,6 +44,7 @@ class RunStarted(Event):
     environment: dict[str, Any] = field(default_factory=dict)  # versions, GPUs, command line
     study: dict[str, Any] | None = None  # {"id", "point", ...} when a study (sweep) started it
     term_weights: dict[str, float] = field(default_factory=dict)  # each term's factor in the total
+    world_size: int = 1       # processes training the run together (torchrun), 1 otherwise
 
 
 @dataclass

@@ -111,6 +111,19 @@ def test_watch_a_finished_run_shows_every_panel(tmp_path):
     run_app(app, scenario)
 
 
+def test_the_header_shows_how_many_processes_trained_a_torchrun_run(tmp_path):
+    run = write_fixed_run(tmp_path)
+    run.write_summary({**run.read_summary(), "world_size": 4})
+    app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        assert " cpu ×4 processes " in str(screen.query_one("#header").render())
+
+    run_app(app, scenario)
+
+
 def test_a_run_without_summary_shows_broken_with_the_epochs_recorded(tmp_path):
     run = write_fixed_run(tmp_path)
     run.summary_path.unlink()

@@ -22,6 +22,7 @@ from torch import Tensor
 from kdtui.data.base import DataBundle
 from kdtui.data.info import DataOptions, DatasetInfo, crop_padding, data_root
 from kdtui.data.memory import stratified_indices
+from kdtui.data.shard import Shard, ShardedBatches
 from kdtui.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
@@ -204,14 +205,23 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
             persistent_workers=False)
 
     def train_batches(batch_size: int, epoch: int, device: torch.device,
-                      with_indices: bool = False) -> Iterator[tuple[Tensor, ...]]:
-        for images, labels, indices in loader(train_set, batch_size, True, epoch, device, True):
+                      with_indices: bool = False, shard: Shard = Shard()) -> Iterator[tuple[Tensor, ...]]:
+        batches = loader(train_set, batch_size, True, epoch, device, True)
+        if shard.world > 1:  # this rank's share of each global batch (kdtui.data.shard)
+            batches = torch.utils.data.DataLoader(
+                train_set, batch_sampler=ShardedBatches(len(train_set), batch_size, seed * 100_003 + epoch, shard),
+                num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                generator=torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + shard.rank))
+        for images, labels, indices in batches:
             batch = (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                      labels.to(device, non_blocking=True))
             yield (*batch, indices.to(device, non_blocking=True)) if with_indices else batch
 
-    def test_batches(batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
-        for images, labels, _ in loader(test_set, batch_size, False, 0, device, False):
+    def test_batches(batch_size: int, device: torch.device,
+                     shard: Shard = Shard()) -> Iterator[tuple[Tensor, Tensor]]:
+        shown = test_set if shard.world == 1 else torch.utils.data.Subset(
+            test_set, shard.test_indices(len(test_set)))
+        for images, labels, _ in loader(shown, batch_size, False, 0, device, False):
             yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                    labels.to(device, non_blocking=True))
 

@@ -14,19 +14,28 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from kdtui.data.shard import Shard
+
 
 def normalise(images_u8: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (images_u8.float().div_(255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
-def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+def crop_flip_draws(n: int, generator: torch.Generator, padding: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The random crop offsets (dy, dx) and flips of ``n`` images, on the CPU."""
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    return dy, dx, torch.rand(n, generator=generator) < 0.5
+
+
+def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4,
+                     draws: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """Pad by ``padding`` (zeros), crop back to the original size at a random offset per
-    image (uniform over 0..2·padding in each axis), and flip half of the images horizontally."""
+    image (uniform over 0..2·padding in each axis), and flip half of the images horizontally.
+    ``draws``: the images' offsets and flips when drawn for a larger batch (a rank's share)."""
     n, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    flip = torch.rand(n, generator=generator).to(images.device) < 0.5
+    dy, dx, flip = (t.to(images.device) for t in (draws or crop_flip_draws(n, generator, padding)))
     rows = dy[:, None] + torch.arange(h, device=images.device)[None, :]           # n × h
     cols = torch.arange(w, device=images.device)[None, :].expand(n, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]           # n × w
@@ -57,7 +66,8 @@ class InMemoryLoader:
         return self._resident[device]  # type: ignore[return-value]
 
     def train_batches(self, batch_size: int, epoch: int, device: torch.device,
-                      with_indices: bool = False) -> Iterator[tuple[Tensor, ...]]:
+                      with_indices: bool = False, shard: Shard = Shard()) -> Iterator[tuple[Tensor, ...]]:
+        """``batch_size`` is the global batch; ``shard`` picks this process's rows of it."""
         images_all, labels_all, mean, std = self.on(device)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.labels), generator=generator).to(device)
@@ -65,16 +75,23 @@ class InMemoryLoader:
         # whole set is smaller than one batch.
         last_start = max(len(order) - batch_size, 0)
         for start in range(0, last_start + 1, batch_size):
-            idx = order[start:start + batch_size]
+            batch = order[start:start + batch_size]
+            part = shard.part(len(batch))
+            idx = batch[part]
             images = images_all[idx]
             if self.augment:
-                # On the uint8 images, before normalising: the padding is black.
-                images = random_crop_flip(images, generator, self.padding)
+                # On the uint8 images, before normalising: the padding is black. Drawn for
+                # the whole global batch, so a rank's images are augmented as in one process.
+                draws = crop_flip_draws(len(batch), generator, self.padding)
+                images = random_crop_flip(images, generator, self.padding, tuple(d[part] for d in draws))
             images = normalise(images, mean, std).contiguous(memory_format=torch.channels_last)
             yield (images, labels_all[idx], idx) if with_indices else (images, labels_all[idx])
 
-    def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    def test_batches(self, batch_size: int, device: torch.device,
+                     shard: Shard = Shard()) -> Iterator[tuple[Tensor, Tensor]]:
         images_all, labels_all, mean, std = self.on(device)
+        if shard.world > 1:  # every world-th image from the rank-th: each counted once
+            images_all, labels_all = images_all[shard.rank::shard.world], labels_all[shard.rank::shard.world]
         for start in range(0, len(labels_all), batch_size):
             images = normalise(images_all[start:start + batch_size], mean, std)
             yield images.contiguous(memory_format=torch.channels_last), labels_all[start:start + batch_size]

@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
     Returns a new, resolved config (``cfg`` is left as it was): the teacher is named by its
     concrete run id or file, so the run's config.yaml reproduces exactly this run."""
     from kdtui.data import build_data
+    from kdtui.engine.distributed import current_world, from_main
     from kdtui.engine.teacher import find_teacher, load_teacher
     from kdtui.engine.trainer import resolve_device
 
@@ -64,7 +66,9 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
     teacher = teacher_id = None
     if cfg.teacher is not None and any(LOSSES.get(name).needs_teacher for name in cfg.active_losses):
         teacher_cfg = teacher_preset_config(cfg, overrides) if cfg.teacher.checkpoint == "auto" else None
-        source = find_teacher(cfg.teacher, root, teacher_cfg.to_dict() if teacher_cfg else None)
+        # Under torchrun rank 0 looks, so every rank takes (or trains) the same teacher.
+        source = from_main(current_world(), lambda: find_teacher(
+            cfg.teacher, root, teacher_cfg.to_dict() if teacher_cfg else None))
         if source is None:
             assert teacher_cfg is not None
             source = train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
@@ -122,33 +126,56 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
               role: str = "student", study: dict | None = None) -> tuple[RunDir, ev.RunEnded]:
     """Train ``cfg`` in a new run folder of ``root``; ``study`` ({"id": ..., "point": ...})
     marks the run as a point of a study, recorded in its summary."""
+    from kdtui.engine.distributed import barrier, check_launch, check_same, current_world, from_main
     from kdtui.engine.trainer import Trainer
     from kdtui.store import check_run_name
 
+    world = current_world()  # under torchrun: only rank 0 makes and writes the run folder
+    notify = notify if world.is_main else quiet
     check_run_name(name or cfg.preset)
+    check_launch(cfg.train.device, cfg.train.batch_size, cfg.train.sync_bn, world)
     prepared = prepare(cfg, root, overrides, notify, sinks_for, stop_event)
     if stop_event is not None and stop_event.is_set():
         raise KdtuiError("Stopped before the run started.")
+    check_same(world, prepared.cfg.to_dict(), "configuration (preset or --set)")
     trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                       teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event,
                       study=study)
-    run = create_run(root, name or cfg.preset)
-    with training_lock(run):
-        run.write_config(prepared.cfg.to_dict())
-        trainer.sinks = sinks_for(run, role) if sinks_for else []
-        return run, trainer.fit(run)
+    run = from_main(world, lambda: create_run(root, name or cfg.preset))
+    with training_lock(run) if world.is_main else contextlib.nullcontext():
+        if world.is_main:
+            run.write_config(prepared.cfg.to_dict())
+        trainer.sinks = sinks_for(run, role) if sinks_for and world.is_main else []
+        ended = trainer.fit(run)
+    barrier(world)  # rank 0's last checkpoint and summary are written before anyone reads them
+    return run, ended
+
+
+def quiet(text: str) -> None:
+    """The notify of ranks other than 0: rank 0 tells the user."""
 
 
 def resume_run(ref: str, root: Path, *, sinks_for: SinksFor | None = None,
                stop_event: threading.Event | None = None,
                notify: Notify = print) -> tuple[RunDir, ev.RunEnded]:
+    from kdtui.engine.distributed import barrier, check_launch, current_world, from_main
     from kdtui.engine.trainer import Trainer
 
-    run = resolve_run(root, ref)
-    with training_lock(run):  # checked under the lock: two resumes at once cannot both pass
-        cfg = load_config(data=check_resumable(run))
+    world = current_world()  # under torchrun rank 0 checks, locks and writes; any world size
+    notify = notify if world.is_main else quiet
+    with contextlib.ExitStack() as held:
+        def checked() -> tuple[RunDir, dict]:
+            run = resolve_run(root, ref)
+            held.enter_context(training_lock(run))  # checked under the lock: two resumes at once cannot both pass
+            return run, check_resumable(run)
+
+        run, raw = from_main(world, checked)
+        cfg = load_config(data=raw)
+        check_launch(cfg.train.device, cfg.train.batch_size, cfg.train.sync_bn, world)
         prepared = prepare(cfg, root, notify=notify, sinks_for=sinks_for, stop_event=stop_event)
-        sinks = sinks_for(run, "resume") if sinks_for else []
+        sinks = sinks_for(run, "resume") if sinks_for and world.is_main else []
         trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                           teacher_id=prepared.teacher_id, sinks=sinks, stop_event=stop_event)
-        return run, trainer.fit(run, resume=True)
+        ended = trainer.fit(run, resume=True)
+    barrier(world)
+    return run, ended

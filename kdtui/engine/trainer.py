@@ -29,6 +29,7 @@ from torch import nn
 from kdtui.config import RunConfig
 from kdtui.data.base import DataBundle
 from kdtui import events as ev
+from kdtui.engine import distributed as ddp
 from kdtui.engine.checkpoint import load_checkpoint, save_checkpoint
 from kdtui.engine.mixing import mix_batch
 from kdtui.engine.objective import Objective
@@ -97,7 +98,12 @@ class Trainer:
         # A StopRequest may also ask to stop once the current epoch is done (SIGUSR1).
         self.stop_at_epoch_end = (stop_event.at_epoch_end if isinstance(stop_event, ev.StopRequest)
                                   else threading.Event())
-        self.device = resolve_device(cfg.train.device)
+        # Under torchrun: this process's place, device and share of each global batch.
+        self.world = ddp.current_world()
+        self.device = (ddp.device_for(cfg.train.device, self.world) if self.world.active
+                       else resolve_device(cfg.train.device))
+        ddp.local_batch_size(cfg.train.batch_size, self.world)  # a clear error if it does not divide
+        self.shard = {"shard": self.world.shard} if self.world.active else {}
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.teacher_id = teacher_id
         self.study = study
@@ -106,6 +112,8 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.student = build_model(cfg.student.arch, data.num_classes).to(
             self.device, memory_format=torch.channels_last)
+        if cfg.train.sync_bn:
+            self.student = ddp.sync_batchnorm(self.student, self.device, self.world)
         self.teacher = (FrozenTeacher(teacher).to(self.device, memory_format=torch.channels_last)
                         if teacher is not None else None)
         self.objective = Objective(cfg.active_losses).to(self.device)
@@ -115,6 +123,13 @@ class Trainer:
         self.setup_objective()
         self.optimizer = build_optimizer(
             cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
+        # DDP averages the student's gradients; those of learned loss modules (FitNet's
+        # regressor, CRD's embeddings, AFD's attention) are averaged by the trainer.
+        self.model = ddp.wrap_student(self.student, self.device, self.world)
+        self.loss_parameters = [p for p in self.objective.parameters() if p.requires_grad]
+        ddp.broadcast_state(self.objective, self.world)
+        ddp.decorrelate_rng(cfg.train.seed, 0, self.world)
+        self.stops = ddp.StopVote(self.world)
         self.steps_per_epoch = max(data.train_size // cfg.train.batch_size, 1)
         self.epoch = 0
         self.saved_epoch = 0  # the epoch last.pt holds: what a resume continues after
@@ -169,8 +184,15 @@ class Trainer:
             "last_test_acc": self.last_test_acc,
             "teacher_test_acc": self.teacher_test_acc,  # a resume need not evaluate it again
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_cuda": self.cuda_rng_states(),
         }
+
+    def cuda_rng_states(self) -> list[torch.Tensor]:
+        if not torch.cuda.is_available():
+            return []
+        if self.world.active:  # this rank's GPU only: reading all would start CUDA on every GPU
+            return [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []
+        return torch.cuda.get_rng_state_all()
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
@@ -195,23 +217,34 @@ class Trainer:
         self.teacher_test_acc = state.get("teacher_test_acc")
         torch.set_rng_state(state["rng_cpu"])
         if state.get("rng_cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+            if self.world.active:  # never touch the GPUs of other ranks
+                if self.device.type == "cuda":
+                    torch.cuda.set_rng_state(state["rng_cuda"][0], self.device)
+            else:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+        ddp.decorrelate_rng(self.cfg.train.seed, self.epoch, self.world)
 
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, forward: Any) -> float:
         """Test accuracy in %, computed in float32 (never under bf16 autocast), so a reported
         number does not depend on whether the run trained with mixed precision."""
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        total = 0
-        for images, labels in self.data.test_batches(self.cfg.train.eval_batch_size, self.device):
+        counts = torch.zeros(2, dtype=torch.long, device=self.device)  # correct, total
+        for images, labels in self.data.test_batches(self.cfg.train.eval_batch_size, self.device,
+                                                     **self.shard):
             with torch.autocast(self.device.type, enabled=False):
                 logits = forward(images).logits.float()
-            correct += (logits.argmax(1) == labels).sum()
-            total += len(labels)
-        return 100.0 * correct.item() / max(total, 1)
+            counts[0] += (logits.argmax(1) == labels).sum()
+            counts[1] += len(labels)
+        # Under torchrun each rank saw its share of the test set: sum the counts.
+        correct, total = ddp.sum_over_ranks(counts, self.world).tolist()
+        return 100.0 * correct / max(total, 1)
 
     def evaluate_student(self) -> float:
+        # Each rank updated BatchNorm's running statistics (the student's, and a loss module's
+        # such as FitNet's regressor) with its own share: evaluate and save rank 0's everywhere.
+        ddp.broadcast_state(self.student, self.world, buffers_only=True)
+        ddp.broadcast_state(self.objective, self.world, buffers_only=True)
         self.student.eval()
         try:
             return self.evaluate(self.student)
@@ -226,7 +259,8 @@ class Trainer:
             last = self.run.checkpoints / "last.pt"
             if last.exists():
                 self.restore(last)
-            self.run.truncate_metrics(self.epoch)
+            if self.world.is_main:
+                self.run.truncate_metrics(self.epoch)
         config = self.cfg.to_dict()
         try:
             self.emit(ev.RunStarted(
@@ -240,6 +274,7 @@ class Trainer:
                 environment=collect_environment(),
                 study=self.study,
                 term_weights=self.objective.coefficients(self.epoch + 1),
+                world_size=self.world.size,
             ))
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
@@ -270,6 +305,14 @@ class Trainer:
                 self.end(ev.RunFailed, started, error=message)
             raise KdtuiError(message) from None
         except Exception as exc:
+            if self.world.active and ddp.is_communication_failure(exc):
+                message = (f"Process {self.world.rank} of {self.world.size} lost the others "
+                           f"({str(exc).splitlines()[0].split('. ')[0]}): another process failed or was killed, and "
+                           "its own output says why. The last complete checkpoint is kept; continue "
+                           f"with `kdtui run --resume {self.run.id}` (with any number of processes).")
+                with contextlib.suppress(OSError):
+                    self.end(ev.RunFailed, started, error=message)
+                raise KdtuiError(message) from None
             with contextlib.suppress(OSError):
                 self.log(traceback.format_exc(), level="error")
             self.end(ev.RunFailed, started, error=f"{type(exc).__name__}: {exc}")
@@ -300,10 +343,11 @@ class Trainer:
         step = 0
         with_indices = self.objective.needs_indices
         for step, batch in enumerate(self.data.train_batches(
-                cfg.batch_size, epoch, self.device, with_indices=with_indices), start=1):
+                cfg.batch_size, epoch, self.device, with_indices=with_indices, **self.shard), start=1):
             images, labels = batch[0], batch[1]
             indices = batch[2] if with_indices else None
-            if self.stop_event.is_set():
+            if self.stops.poll(self.stop_event.is_set(), self.stop_at_epoch_end.is_set()):
+                self.stops.settle()
                 self.log(f"stop requested during epoch {epoch}; the run resumes after epoch {epoch - 1}")
                 return False
             mixed = mix_batch(images, labels, mixup_alpha=self.cfg.data.mixup_alpha,
@@ -313,12 +357,12 @@ class Trainer:
             if mixed is not None:
                 images, mixed_labels, mix_weight = mixed
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                student_out = self.student(images)
+                student_out = self.model(images)
                 teacher_out = self.teacher(images) if self.teacher_needed else None
                 total, terms = self.objective(LossInputs.from_outputs(
                     student_out, teacher_out, labels, epoch=epoch, mixed_labels=mixed_labels,
                     mix_weight=mix_weight, indices=indices))
-            if cfg.nan_policy == "skip" and not torch.isfinite(total):
+            if cfg.nan_policy == "skip" and not ddp.all_ranks_agree(torch.isfinite(total), self.world):
                 # One host sync per step, paid only by runs that ask to skip bad steps.
                 skipped += 1
                 bad = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
@@ -332,6 +376,7 @@ class Trainer:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
+            ddp.average_gradients(self.loss_parameters, self.world)
             self.optimizer.step()
 
             terms = {**{k: v.detach().float() for k, v in terms.items()}, "total": total.detach()}
@@ -347,15 +392,21 @@ class Trainer:
             correct += (student_out.logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
             if step % cfg.log_every == 0 and window_steps:
-                means = self.check_finite(to_floats(window, window_steps), epoch, first_bad)
+                means = self.check_finite(to_floats(ddp.mean_over_ranks(window, self.world), window_steps),
+                                          epoch, first_bad)
                 self.emit(ev.StepMetrics(
                     epoch=epoch, step=step, steps_per_epoch=self.steps_per_epoch,
                     global_step=(epoch - 1) * self.steps_per_epoch + step, lr=lr, loss=means,
-                    img_per_s=seen / max(time.time() - epoch_start, 1e-9), system=self.system.sample()))
+                    img_per_s=seen * self.world.size / max(time.time() - epoch_start, 1e-9),
+                    system=self.system.sample()))
                 window, window_steps = {}, 0
+        if self.stops.at_epoch_end(self.stop_event.is_set(), self.stop_at_epoch_end.is_set()):
+            self.stop_at_epoch_end.set()  # a rank was asked to stop: all stop once this epoch is saved
         train_time = time.time() - epoch_start
         done = max(step - skipped, 1)
-        loss = self.check_finite(to_floats(sums, done), epoch, first_bad)
+        loss = self.check_finite(to_floats(ddp.mean_over_ranks(sums, self.world), done), epoch, first_bad)
+        correct, seen = ddp.sum_over_ranks(torch.stack([correct, torch.tensor(seen, device=self.device)]),
+                                           self.world).tolist()
         self.check_weights(epoch)
         test_acc = self.evaluate_student()
         self.epoch, self.last_test_acc = epoch, test_acc
@@ -364,17 +415,18 @@ class Trainer:
             self.best_test_acc, self.best_epoch = test_acc, epoch
         self.emit(ev.EpochEnd(
             epoch=epoch, epochs=cfg.epochs, lr=lr, loss=loss,
-            train_acc=100.0 * correct.item() / max(seen, 1), test_acc=test_acc,
+            train_acc=100.0 * correct / max(seen, 1), test_acc=test_acc,
             best_test_acc=self.best_test_acc, best_epoch=self.best_epoch,
             img_per_s=seen / max(train_time, 1e-9), time_s=time.time() - epoch_start,
             term_weights=self.objective.coefficients(epoch), system=self.system.sample(),
         ))
-        state = self.state()
-        # best.pt first: a kill between the two writes then leaves last.pt at the previous
-        # epoch, and the resumed run redoes (and re-saves) this one.
-        if is_best:
-            save_checkpoint(self.run.checkpoints / "best.pt", state)
-        save_checkpoint(self.run.checkpoints / "last.pt", state)
+        if self.world.is_main:  # every rank holds the same weights; one writes them
+            state = self.state()
+            # best.pt first: a kill between the two writes then leaves last.pt at the previous
+            # epoch, and the resumed run redoes (and re-saves) this one.
+            if is_best:
+                save_checkpoint(self.run.checkpoints / "best.pt", state)
+            save_checkpoint(self.run.checkpoints / "last.pt", state)
         self.saved_epoch = epoch
         return True
 

@@ -85,6 +85,16 @@ class Embed(nn.Module):
         return x / x.pow(2).sum(1, keepdim=True).sqrt()
 
 
+def gathered(rows: Tensor) -> Tensor:
+    """``rows`` of every process training the run (torchrun), concatenated in rank order;
+    ``rows`` itself in a single process. Every process holds an equal share of the batch."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
 @LOSSES.register("crd")
 class CRDLoss(LossMethod):
     Options = CRDOptions
@@ -144,6 +154,9 @@ class CRDLoss(LossMethod):
     @torch.no_grad()
     def update_memory(self, v_s: Tensor, v_t: Tensor, indices: Tensor) -> None:
         m = self.options.nce_m
+        # Under torchrun every process applies the whole global batch's update, so the
+        # memories stay identical on all of them (and equal to a single process's).
+        v_s, v_t, indices = (gathered(t.detach()) for t in (v_s, v_t, indices))
         for memory, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
             moved = memory[indices] * m + v.detach() * (1 - m)
             memory.index_copy_(0, indices, moved / moved.pow(2).sum(1, keepdim=True).sqrt())
@@ -165,7 +178,8 @@ class CRDLoss(LossMethod):
         out_s, out_t = self.scores(v_s, v_t, slots)
         n_data = len(self.memory_s)
         if bool((self.z < 0).any()):  # one host sync, on the first batch only
-            self.z.copy_(torch.stack([out_s.mean() * n_data, out_t.mean() * n_data]).detach())
+            # Under torchrun the mean over the global batch (equal shares), as in one process.
+            self.z.copy_(gathered(torch.stack([out_s.mean(), out_t.mean()]).detach()[None]).mean(0) * n_data)
         loss = nce_loss(out_s / self.z[0], n_data) + nce_loss(out_t / self.z[1], n_data)
         self.update_memory(v_s, v_t, indices)
         return loss

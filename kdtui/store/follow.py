@@ -210,6 +210,7 @@ class RunProgress:
     run_id: str = ""
     status: str = "starting"
     device: str = "?"
+    world_size: int = 1       # processes training the run together (torchrun)
     epoch: int = 0            # epoch in progress (or last done when ended)
     epochs: int | None = None
     step: int = 0
@@ -240,7 +241,8 @@ def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = 
     last = history.last_step
     epochs = summary.epochs or (history.epochs[-1].epochs if history.epochs else None)
     done = recorded if problem and recorded is not None else summary.epochs_done
-    p = RunProgress(run_id=run_id, status=status, device=summary.device or "?", epochs=epochs,
+    p = RunProgress(run_id=run_id, status=status, device=summary.device or "?",
+                    world_size=summary.world_size or 1, epochs=epochs,
                     phase=phase, problem=problem, teacher_acc=summary.teacher_test_acc)
     xs, ys = history.epoch_series("test_acc")
     if ys:

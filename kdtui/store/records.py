@@ -110,6 +110,7 @@ class Summary(Record):
     epochs: int | None = None
     epochs_done: int = 0
     device: str | None = None
+    world_size: int | None = None  # processes that trained it together (torchrun); latest start
     student_params: int | None = None
     teacher_params: int | None = None
     teacher_id: str | None = None

@@ -41,7 +41,7 @@ class RunStoreWriter:
             description.method = event.method  # the loss registry's label, e.g. amd(g+l)
         summary.status = "running"
         summary.run_id, summary.epochs, summary.epochs_done = event.run_id, event.epochs, event.start_epoch
-        summary.device = event.device
+        summary.device, summary.world_size = event.device, event.world_size
         summary.student_params, summary.teacher_params = event.student_params, event.teacher_params
         summary.teacher_id = event.teacher_id
         summary.started_at = summary.started_at if summary.started_at is not None else event.time
@@ -61,6 +61,7 @@ class RunStoreWriter:
             self.run.record_environment(event.environment)
         self.run.write_summary(summary)
         self._log(f"run {event.run_id} started on {event.device}"
+                  + (f" ({event.world_size} processes)" if event.world_size > 1 else "")
                   + (f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""))
 
     def on_teacher(self, event: ev.TeacherEvaluated) -> None:

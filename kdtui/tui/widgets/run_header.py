@@ -1,6 +1,7 @@
 """The dashboard's header: the test accuracy (latest, best @epoch, teacher) first, then the
-run, status, device, progress, elapsed, ETA and img/s; why a broken run is broken; while it
-trains, the machine's CPU and RAM and each GPU's utilisation and memory.
+run, status, device (× processes under torchrun), progress, elapsed, ETA and img/s; why a
+broken run is broken; while it trains, the machine's CPU and RAM and each GPU's utilisation
+and memory.
 
 Usage::
 
@@ -49,6 +50,8 @@ class RunHeader(Static):
         if p.phase:
             text.append(f"  {p.phase}", style="italic")
         text.append(f"  {p.device}")
+        if p.world_size > 1:
+            text.append(f" ×{p.world_size} processes")
         epochs = p.epochs or 0
         text.append(f"  epoch {p.epoch}/{epochs or '?'}")
         if p.steps_per_epoch:
