@@ -427,3 +427,23 @@ def test_environment_fields_for_the_viewer_and_the_diff():
     assert fields["env.command"] == "kdtui run x.yaml" and fields["env.cpu_count"] == "16"
     assert environment_fields(None) == {} == environment_fields({"started": 3})
     assert environment_fields({"started": {"kdtui": "0.1.0", "git": None}})["env.kdtui"] == "0.1.0"
+
+
+def test_labels_survive_a_corrupt_file_and_a_summary_rewrite(tmp_path):
+    from kdtui.store import read_run_row
+    from kdtui.store.labels import rename_run, set_note, set_tags
+
+    run = RunDir(tmp_path / "20261128-101500-alpha")
+    run.path.mkdir()
+    run.write_summary(Summary(status="running"))
+    run.labels_path.write_text("{not json")
+    row = read_run_row(run)                         # a corrupt labels.json lists as no labels
+    assert row.tags == () and row.note == "" and row.name == "alpha"
+    set_tags(run, add=["b", "a", "b"])
+    set_note(run, "  first try\n")
+    rename_run(run, "renamed")
+    run.write_summary(Summary(status="finished"))   # the trainer's rewrite leaves labels alone
+    row = read_run_row(run)
+    assert row.tags == ("b", "a") and row.note == "first try" and row.name == "renamed"
+    assert row.id == "20261128-101500-alpha" and "renamed" in row.search_text()
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []   # no temp files left
