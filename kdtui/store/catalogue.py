@@ -69,6 +69,10 @@ class RunRow:
         parts = self.id.split("-", 2)
         return parts[2] if len(parts) == 3 else self.id
 
+    @property
+    def config_read(self) -> bool:
+        return self._config is not None
+
     def config(self) -> dict[str, Any]:
         """The run's config.yaml flattened ('train.lr': 0.05); {} when missing or unreadable.
         Read once, on first use: call it in a worker for many runs."""
