@@ -232,6 +232,7 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
     """Show one run: its summary, config and per-epoch metrics."""
     import yaml
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from kdtui.store import resolve_run, runs_root
@@ -240,6 +241,10 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
         run_dir = resolve_run(runs_root(runs_dir), run_ref)
     console = Console(highlight=False)
     console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
+    labels = run_dir.labels()
+    for label, value in (("name", labels.name), ("tags", " ".join(labels.tags)), ("note", labels.note)):
+        if value:
+            console.print(f"[bold]{label}[/] {escape(value)}")
     summary = run_dir.summary()
     console.print(json.dumps(summary.to_dict() if summary else {"status": "no summary yet"}, indent=2,
                              ensure_ascii=False))

@@ -120,7 +120,8 @@ def test_tag_note_and_rename_are_kept_in_labels_json(tmp_path):
     assert run.summary_path.read_text() == summary_before      # the trainer's file is untouched
     assert run.path.is_dir()                                   # the folder (the id) stays
     # The display name finds the run, and is what the listing calls it.
-    assert invoke(tmp_path, "show", "amd_best").exit_code == 0
+    shown = invoke(tmp_path, "show", "amd_best")
+    assert shown.exit_code == 0 and "tags baseline" in shown.output and "note lr too high" in shown.output
     records = json.loads(ls(tmp_path, "--format", "json"))
     assert records[0]["name"] == "amd_best" and records[0]["tags"] == ["baseline"]
     assert records[0]["note"] == "lr too high after epoch 150"
