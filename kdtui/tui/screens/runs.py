@@ -357,8 +357,11 @@ class RunsScreen(Screen):
 
         question = PromptScreen(f"Note on {row.name}", value=row.note, placeholder="what this run tried",
                                 detail="Shown in the detail pane; empty clears it.")
-        self.app.push_screen(question, lambda text: text is not None and self.save_labels(
-            [row], lambda run: set_note(run, text)))
+        self.app.push_screen(question, lambda text: self.note_entered(row, text))
+
+    def note_entered(self, row: RunRow, text: str | None) -> None:
+        if text is not None:
+            self.save_labels([row], lambda run: set_note(run, text))
 
     def action_rename(self) -> None:
         row = self.table.highlighted()
@@ -369,8 +372,11 @@ class RunsScreen(Screen):
         question = PromptScreen(f"Rename {row.name}", value=row.name,
                                 detail=f"A display name: the folder and the id ({row.id}) stay, so "
                                        "students and studies that refer to it keep finding it.")
-        self.app.push_screen(question, lambda text: text is not None and self.save_labels(
-            [row], lambda run: rename_run(run, text.strip())))
+        self.app.push_screen(question, lambda text: self.name_entered(row, text))
+
+    def name_entered(self, row: RunRow, text: str | None) -> None:
+        if text is not None:
+            self.save_labels([row], lambda run: rename_run(run, text.strip()))
 
     @work(thread=True, group="runs-labels", exit_on_error=False)
     def save_labels(self, rows: list[RunRow], change) -> None:
@@ -395,7 +401,11 @@ class RunsScreen(Screen):
         question = PromptScreen("Config value as a column", placeholder="train.lr, amd.weight, seed…",
                                 detail=f"A dotted config key, or its unique ending; a key shown "
                                        f"already is removed. Shown: {shown}.")
-        self.app.push_screen(question, lambda text: bool(text and text.strip()) and self.add_column(text.strip()))
+        self.app.push_screen(question, self.column_entered)
+
+    def column_entered(self, text: str | None) -> None:
+        if text and text.strip():
+            self.add_column(text.strip())
 
     @work(thread=True, exclusive=True, group="runs-column", exit_on_error=False)
     def add_column(self, key: str) -> None:
