@@ -87,11 +87,11 @@ def runs_ls(
                              "teacher, method, epochs, best, final or teacher_acc."),
     ascending: bool = typer.Option(False, "--asc", help="Sort ascending (default: descending)."),
     queries: Optional[List[str]] = typer.Option(
-        None, "--filter", help="Only runs matching every term (repeatable): words of the id, name, "
+        None, "--filter", metavar="TERMS", help="Only runs matching every term (repeatable): words of the id, name, "
         "status, dataset, networks, method or tags ('cifar10 amd'); tag:NAME; or a config value "
         "KEY OP VALUE with OP = != > >= < <= and KEY a dotted key or its unique ending "
         "('loss.amd.weight>1000', 'lr=0.05')."),
-    columns: Optional[str] = typer.Option(None, "--columns", help="Config values to add as columns, "
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEY,…", help="Config values to add as columns, "
                                           "comma-separated keys (or unique endings), e.g. "
                                           "loss.amd.weight,train.lr."),
     group_seeds: bool = typer.Option(False, "--group-seeds", help="One row per set of finished runs "
