@@ -33,7 +33,8 @@ class PromptScreen(ModalScreen[str | None]):
             yield Label(self.question, id="question", markup=False)
             if self.detail:
                 yield Label(self.detail, id="detail", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            # The cursor at the end, nothing selected: a key edits the value, never replaces it.
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input", select_on_focus=False)
             yield Label("Enter: save · Esc: cancel", id="prompt-keys")
 
     def on_mount(self) -> None:

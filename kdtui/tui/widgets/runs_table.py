@@ -79,10 +79,11 @@ def format_accuracy(value: float | None) -> str:
 
 
 def format_group(group: SeedGroup) -> str:
-    """'72.00 ± 2.00' (sample std), or the one value of a group of one."""
+    """'72.00 ± 2.00 n=3' (sample std), or the one value of a group of one. The count is
+    here, not after the name: long names are cut, and it would go with them."""
     if group.mean is None:
         return "-"
-    return f"{group.mean:.2f} ± {group.std:.2f}" if group.std is not None else f"{group.mean:.2f}"
+    return f"{group.mean:.2f} ± {group.std:.2f} n={group.n}" if group.std is not None else f"{group.mean:.2f}"
 
 
 def format_config(value: object) -> str:
@@ -350,13 +351,10 @@ class RunsTable(DataTable):
         # Text cells, not str: a str cell is read as markup, and run names may hold '['.
         done = f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}"
         group = self.groups.get(row.id)
-        name = Text(row.name)
-        if group is not None and group.n > 1:
-            name.append(f" ×{group.n}", style="bold")
         best = format_group(group) if group is not None else format_accuracy(row.best_acc)
         return [
             Text(MARK if row.id in self.marked else " "),
-            name,
+            Text(row.name),
             status_text(row.status, colours),
             Text(row.dataset),
             Text(row.pair),
