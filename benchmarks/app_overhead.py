@@ -11,11 +11,15 @@ session, 120×40 by default). Each gets a fresh runs folder, so a preset with te
 While the app's last run trains, it presses ``e`` (the dashboard's step/epoch switch)
 ``--presses`` times, one a second, and times each press until the terminal shows the
 changed panel title (``tmux capture-pane`` polled in a tight loop) — the latency a user
-sees, terminal rendering included.
+sees, terminal rendering included — and reports its median (p50) and 95th percentile
+(nearest rank). ``--latency-only`` skips the headless runs and ends the app once the keys
+are pressed: the key latency while a run trains, without the wall-time comparison.
 
 Usage::
 
     python benchmarks/app_overhead.py --preset presets/quickstart.yaml --repeats 2
+    python benchmarks/app_overhead.py --latency-only --preset presets/quickstart_teacher.yaml \
+        --runs 1 --presses 40
 
 Needs tmux. Run it on an otherwise idle machine: the ratios are only as good as that.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -55,27 +60,37 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
+def percentile(values: list[float], share: float) -> float:
+    """Nearest rank: the smallest value with at least ``share`` of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
 def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int], presses: int,
-           expected_runs: int) -> tuple[float, float, list[float]]:
+           expected_runs: int, latency_only: bool = False) -> tuple[float, float, list[float]]:
     session = f"kdtui-bench-{time.monotonic_ns()}"
     command = " ".join([sys.executable, "-m", "kdtui", "run", preset, "--runs-dir", str(root), *overrides])
     start = time.time()
     tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
     latencies: list[float] = []
+    stepping = False   # the last run logs steps: from then on, both views differ
     try:
         while True:
             done = summaries(root)
             ended = [s for s in done if s.get("status") in ("finished", "failed", "stopped")]
-            if len(ended) >= expected_runs:
+            if len(ended) >= expected_runs or (latency_only and len(latencies) >= presses):
                 break
             running = [s for s in done if s.get("status") == "running"]
             # Press only once the last run logs steps: before that both views read "per epoch".
-            if (len(latencies) < presses and len(done) == expected_runs and running
-                    and "per step" in tmux("capture-pane", "-p", "-t", session)):
+            stepping = stepping or (len(done) == expected_runs and bool(running)
+                                    and "per step" in tmux("capture-pane", "-p", "-t", session))
+            if len(latencies) < presses and stepping and running:
                 latencies.append(press_and_wait(session))
                 time.sleep(1.0)
             else:
                 time.sleep(0.5)
+        if latency_only:
+            return time.time() - start, math.nan, latencies
         elapsed = max(s["ended_at"] for s in ended) - start
         return elapsed, sum(s["wall_time_s"] for s in ended), latencies
     finally:
@@ -102,6 +117,8 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=10)
     parser.add_argument("--size", default="120x40", help="terminal size COLSxROWS")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="no headless run; end the app once the keys are pressed")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("this benchmark needs tmux")
@@ -109,6 +126,13 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="kdtui-app-bench-") as scratch:
+        if args.latency_only:
+            lat: list[float] = []
+            for repeat in range(1, args.repeats + 1):
+                lat += in_app(args.preset, Path(scratch) / f"app{repeat}", overrides, size, args.presses,
+                              args.runs, latency_only=True)[2]
+            report_latency(lat)
+            return
         for repeat in range(1, args.repeats + 1):
             h_total, h_train = headless(args.preset, Path(scratch) / f"headless{repeat}", overrides)
             print(f"repeat {repeat} headless: {h_total:.1f} s to the end, trainer {h_train:.1f} s", flush=True)
@@ -123,9 +147,17 @@ def main() -> None:
     a_train = sum(r[3] for r in rows)
     lat = [v for r in rows for v in r[4] if v == v]
     print(f"app / headless: {a_total / h_total:.3f} (time to the end), {a_train / h_train:.3f} (trainer time)")
-    if lat:
-        print(f"key latency: median {1000 * statistics.median(lat):.0f} ms, max {1000 * max(lat):.0f} ms "
-              f"over {len(lat)} presses")
+    report_latency(lat)
+
+
+def report_latency(latencies: list[float]) -> None:
+    answered = [v for v in latencies if v == v]
+    if len(answered) < len(latencies):
+        print(f"{len(latencies) - len(answered)} presses got no answer within 5 s")
+    if answered:
+        print(f"key latency: p50 {1000 * statistics.median(answered):.0f} ms, "
+              f"p95 {1000 * percentile(answered, 0.95):.0f} ms, max {1000 * max(answered):.0f} ms "
+              f"over {len(answered)} presses")
 
 
 if __name__ == "__main__":

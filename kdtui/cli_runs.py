@@ -4,18 +4,21 @@ Usage::
 
     kdtui runs                     # the viewer (a terminal), else this help
     kdtui runs ls --sort best --format csv > runs.csv
+    kdtui runs ls --filter 'amd.weight>1000' --filter tag:baseline --columns train.lr --group-seeds
+    kdtui runs tag RUN baseline · kdtui runs note RUN "text" · kdtui runs rename RUN NEW
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from kdtui.cli_common import RunsDirOption, open_group_screen, user_errors
 
-runs_app = typer.Typer(help="Browse past runs: the runs viewer, or ls/show/rm.", invoke_without_command=True)
+runs_app = typer.Typer(help="Browse past runs: the runs viewer, or ls/show/rm/tag/note/rename.", invoke_without_command=True)
 
 
 def _acc(value: object) -> str:
@@ -41,10 +44,11 @@ LS_COLUMNS = {
     "best": ("best %", lambda r: _acc(r.best_acc), lambda r: r.best_acc),
     "final": ("final %", lambda r: _acc(r.final_acc), lambda r: r.final_acc),
     "teacher_acc": ("teacher %", lambda r: _acc(r.teacher_acc), lambda r: r.teacher_acc),
+    "tags": ("tags", lambda r: ",".join(r.tags), lambda r: ",".join(r.tags)),
 }
 # --sort keys: ids start with the start time, so "started" sorts by id; "name" by the name.
 SORTS = {"started": LS_COLUMNS["run"][2], "name": lambda r: r.name.lower(),
-         **{key: column[2] for key, column in LS_COLUMNS.items() if key != "run"}}
+         **{key: column[2] for key, column in LS_COLUMNS.items() if key not in ("run", "tags")}}
 
 
 def row_record(row) -> dict:
@@ -53,11 +57,26 @@ def row_record(row) -> dict:
             "student": row.student, "teacher": row.teacher, "method": row.method,
             "epochs_done": row.epochs_done, "epochs": row.epochs, "best_test_acc": row.best_acc,
             "final_test_acc": row.final_acc, "teacher_test_acc": row.teacher_acc,
-            "wall_time_s": row.duration_s, "path": str(row.path)}
+            "wall_time_s": row.duration_s, "path": str(row.path), "tags": list(row.tags),
+            "note": row.note}
 
 
 RECORD_FIELDS = ["id", "name", "status", "dataset", "student", "teacher", "method", "epochs_done",
-                 "epochs", "best_test_acc", "final_test_acc", "teacher_test_acc", "wall_time_s", "path"]
+                 "epochs", "best_test_acc", "final_test_acc", "teacher_test_acc", "wall_time_s", "path",
+                 "tags", "note"]
+GROUP_FIELDS = ["n", "best_test_acc_std", "runs"]   # --group-seeds: best_test_acc is the mean
+
+
+def _config_text(value: object) -> str:
+    if value is None:
+        return "-"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _mean_std(group) -> str:
+    if group.mean is None:
+        return "-"
+    return f"{group.mean:.2f} ± {group.std:.2f}" if group.std is not None else f"{group.mean:.2f}"
 
 
 @runs_app.command("ls")
@@ -67,47 +86,85 @@ def runs_ls(
     sort: str = typer.Option("started", "--sort", help="started, name, status, dataset, student, "
                              "teacher, method, epochs, best, final or teacher_acc."),
     ascending: bool = typer.Option(False, "--asc", help="Sort ascending (default: descending)."),
-    query: Optional[str] = typer.Option(None, "--filter", help="Only runs whose id, status, dataset, "
-                                        "networks or method hold every word, e.g. 'cifar10 amd'."),
+    queries: Optional[List[str]] = typer.Option(
+        None, "--filter", metavar="TERMS", help="Only runs matching every term (repeatable): words of the id, name, "
+        "status, dataset, networks, method or tags ('cifar10 amd'); tag:NAME; or a config value "
+        "KEY OP VALUE with OP = != > >= < <= and KEY a dotted key or its unique ending "
+        "('loss.amd.weight>1000', 'lr=0.05')."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="KEY,…", help="Config values to add as columns, "
+                                          "comma-separated keys (or unique endings), e.g. "
+                                          "loss.amd.weight,train.lr."),
+    group_seeds: bool = typer.Option(False, "--group-seeds", help="One row per set of finished runs "
+                                     "that differ only in train.seed: n and mean ± sample std of "
+                                     "best accuracy."),
 ) -> None:
     """List runs, newest first. Piped or redirected, the table is never cut to the terminal's
     width; --format json/csv are for scripts."""
     import csv
-    import json
     import sys
 
     from kdtui.errors import KdtuiError
     from kdtui.store import list_run_rows, runs_root
+    from kdtui.store.query import known_keys, parse_query, resolve_key
 
     with user_errors():
         if output not in ("table", "json", "csv"):
             raise KdtuiError(f"--format: got {output!r}, expected table, json or csv.")
         if sort not in SORTS:
             raise KdtuiError(f"--sort: got {sort!r}, expected one of {', '.join(SORTS)}.")
-    root = runs_root(runs_dir)
-    rows = list_run_rows(root)
-    if query:
-        words = query.lower().split()
-        rows = [row for row in rows if all(word in row.search_text() for word in words)]
+        query = parse_query(queries or [])
+        root = runs_root(runs_dir)
+        rows = query.filter(list_run_rows(root))
+        wanted = [key.strip() for key in (columns or "").split(",") if key.strip()]
+        keys = known_keys(rows) if wanted else set()
+        config_keys = list(dict.fromkeys(resolve_key(key, keys) for key in wanted))
+    groups = None
+    if group_seeds:
+        from kdtui.study.table import group_by_seed
+
+        with user_errors():
+            groups = {group.row.id: group for group in group_by_seed(rows)}
+        rows = [group.row for group in groups.values()]
     key = SORTS[sort]
     known = sorted((r for r in rows if key(r) is not None), key=key, reverse=not ascending)
     rows = known + [r for r in rows if key(r) is None]   # unknown values last either way
+
+    def record(row) -> dict:
+        out = row_record(row)
+        if groups is not None:
+            group = groups[row.id]
+            out.update(n=group.n, best_test_acc_std=group.std, runs=[r.id for r in group.rows])
+        out.update({name: row.config().get(name) for name in config_keys})
+        return out
+
     if output == "json":
-        json.dump([row_record(r) for r in rows], sys.stdout, indent=2, ensure_ascii=False)
+        json.dump([record(r) for r in rows], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
     if output == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=RECORD_FIELDS, lineterminator="\n")
+        fields = RECORD_FIELDS + (GROUP_FIELDS if groups is not None else []) + config_keys
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(row_record(r) for r in rows)
+        for row in rows:
+            out = record(row)
+            out["tags"] = " ".join(out["tags"])
+            if groups is not None:
+                out["runs"] = " ".join(out["runs"])
+            writer.writerow(out)
         return
-    cells = [[text(row) for _, text, _ in LS_COLUMNS.values()] for row in rows]
+    shown = dict(LS_COLUMNS)
+    if groups is not None:
+        shown["best"] = ("best % (mean ± std)", lambda r: _mean_std(groups[r.id]), None)
+        shown["n"] = ("n", lambda r: str(groups[r.id].n), None)
+    for name in config_keys:
+        shown[name] = (name, lambda r, name=name: _config_text(r.config().get(name)), None)
+    headers = [header for header, _, _ in shown.values()]
+    right = [("%" in h or h in ("epochs", "n") or h in config_keys) for h in headers]
+    cells = [[text(row) for _, text, _ in shown.values()] for row in rows]
     if not sys.stdout.isatty():
         # A file or a pipe: plain aligned columns, as wide as the content needs, never cut
         # (and cheap: 1,000 runs print in milliseconds).
-        headers = [header for header, _, _ in LS_COLUMNS.values()]
         widths = [max(len(c) for c in column) for column in zip(headers, *cells)]
-        right = [("%" in h or h == "epochs") for h in headers]
         for line in [headers, *cells]:
             sys.stdout.write("  ".join(c.rjust(w) if r else c.ljust(w)
                                        for c, w, r in zip(line, widths, right)).rstrip() + "\n")
@@ -117,23 +174,65 @@ def runs_ls(
 
     console = Console(highlight=False)
     table = Table(title=f"runs in {root}", title_justify="left", expand=False)
-    for name, (header, _, _) in LS_COLUMNS.items():
+    for name, header, is_right in zip(shown, headers, right):
         # Ids are what users copy: never truncated or wrapped.
-        table.add_column(header, no_wrap=name == "run",
-                         justify="right" if "%" in header or name == "epochs" else "left")
+        table.add_column(header, no_wrap=name == "run", justify="right" if is_right else "left")
     for line in cells:
         table.add_row(*line)
     console.print(table)
+
+
+def _labelled(runs_dir: Optional[Path], run_ref: str, change) -> None:
+    from kdtui.store import resolve_run, runs_root
+
+    with user_errors():
+        run = resolve_run(runs_root(runs_dir), run_ref)
+        labels = change(run)
+    tags = ", ".join(labels.tags) or "none"
+    print(f"{run.id}: name {labels.name or '(folder name)'} · tags {tags}"
+          + (f" · note: {labels.note}" if labels.note else ""))
+
+
+@runs_app.command("tag")
+def runs_tag(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name or folder."),
+             tags: List[str] = typer.Argument(..., metavar="TAG...", help="Tags, e.g. baseline."),
+             remove: bool = typer.Option(False, "--remove", help="Remove these tags instead."),
+             runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Tag a run (kept in its labels.json; `runs ls --filter tag:NAME` finds it)."""
+    from kdtui.store.labels import set_tags
+
+    _labelled(runs_dir, run_ref, lambda run: set_tags(run, remove=tags) if remove else set_tags(run, add=tags))
+
+
+@runs_app.command("note")
+def runs_note(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name or folder."),
+              text: str = typer.Argument(..., help="The note ('' clears it)."),
+              runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Set a run's free-text note (shown in the runs viewer's detail pane)."""
+    from kdtui.store.labels import set_note
+
+    _labelled(runs_dir, run_ref, lambda run: set_note(run, text))
+
+
+@runs_app.command("rename")
+def runs_rename(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name or folder."),
+                name: str = typer.Argument(..., metavar="NEW", help="The name to show (its folder's "
+                                           "own name clears it)."),
+                runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Give a run a display name. Its folder and id stay, so teacher references, studies and
+    open dashboards keep finding it; `kdtui runs show NEW` works."""
+    from kdtui.store.labels import rename_run
+
+    _labelled(runs_dir, run_ref, lambda run: rename_run(run, name))
 
 
 @runs_app.command("show")
 def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or folder."),
               runs_dir: Optional[Path] = RunsDirOption) -> None:
     """Show one run: its summary, config and per-epoch metrics."""
-    import json
-
     import yaml
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from kdtui.store import resolve_run, runs_root
@@ -142,6 +241,10 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 
         run_dir = resolve_run(runs_root(runs_dir), run_ref)
     console = Console(highlight=False)
     console.print(f"[bold]{run_dir.id}[/]  {run_dir.path}")
+    labels = run_dir.labels()
+    for label, value in (("name", labels.name), ("tags", " ".join(labels.tags)), ("note", labels.note)):
+        if value:
+            console.print(f"[bold]{label}[/] {escape(value)}")
     summary = run_dir.summary()
     if summary is not None and (summary.world_size or 1) > 1:
         console.print(f"trained by {summary.world_size} processes (torchrun) on {summary.device}")

@@ -427,3 +427,44 @@ def test_environment_fields_for_the_viewer_and_the_diff():
     assert fields["env.command"] == "kdtui run x.yaml" and fields["env.cpu_count"] == "16"
     assert environment_fields(None) == {} == environment_fields({"started": 3})
     assert environment_fields({"started": {"kdtui": "0.1.0", "git": None}})["env.kdtui"] == "0.1.0"
+
+
+def test_labels_survive_a_corrupt_file_and_a_summary_rewrite(tmp_path):
+    from kdtui.store import read_run_row
+    from kdtui.store.labels import rename_run, set_note, set_tags
+
+    run = RunDir(tmp_path / "20261128-101500-alpha")
+    run.path.mkdir()
+    run.write_summary(Summary(status="running"))
+    run.labels_path.write_text("{not json")
+    row = read_run_row(run)                         # a corrupt labels.json lists as no labels
+    assert row.tags == () and row.note == "" and row.name == "alpha"
+    set_tags(run, add=["b", "a", "b"])
+    set_note(run, "  first try\n")
+    rename_run(run, "renamed")
+    run.write_summary(Summary(status="finished"))   # the trainer's rewrite leaves labels alone
+    row = read_run_row(run)
+    assert row.tags == ("b", "a") and row.note == "first try" and row.name == "renamed"
+    assert row.id == "20261128-101500-alpha" and "renamed" in row.search_text()
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []   # no temp files left
+
+
+def test_query_conditions_compare_numbers_as_numbers_and_the_rest_as_text(tmp_path):
+    from kdtui.errors import KdtuiError
+    from kdtui.store import RunRow
+    from kdtui.store.query import parse_query
+
+    def row(name, config):
+        return RunRow(id=f"20261128-101500-{name}", path=tmp_path / name, status="finished", _config=config)
+
+    rows = [row("a", {"train.lr": 0.05, "train.amp": True, "data.dataset": "cifar100", "loss.amd.weight": 5000.0}),
+            row("b", {"train.lr": 0.1, "train.amp": False, "data.dataset": "cifar10"})]
+    names = lambda text: [r.name for r in parse_query(text).filter(rows)]   # noqa: E731
+    assert names("lr=5e-2") == ["a"] and names("lr>0.05") == ["b"] and names("lr<=0.1") == ["a", "b"]
+    assert names("amp=true") == ["a"] and names("dataset=CIFAR10") == ["b"]
+    assert names("amd.weight=5000") == ["a"]                       # 5000.0 in the config
+    assert names("amd.weight!=5000") == ["b"] and names("amd.weight>0") == ["a"]   # b has no such key
+    with pytest.raises(KdtuiError, match="no value"):
+        parse_query("lr=")
+    with pytest.raises(KdtuiError, match="tag:NAME"):
+        parse_query("tag:")

@@ -259,6 +259,85 @@ def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
     run_app(app, scenario)
 
 
+def test_scale_smoothing_and_weighted_view_are_remembered_across_starts(tmp_path):
+    from kdtui.tui.settings import settings_path
+
+    async def change_view(pilot):
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        await pilot.press("l", "l", "right_square_bracket", "w")   # log10, smoothing 0.95, weighted
+        await wait_for(pilot, lambda: settings_path().exists() and json.loads(settings_path().read_text())
+                       ["dashboard"]["weighted"], 10, "the settings saved")
+
+    run_app(watch_fixed_run(tmp_path), change_view)
+    assert json.loads(settings_path().read_text())["dashboard"] == {
+        "scale": "log10", "smoothing": 0.95, "weighted": True}
+    assert settings_path().parent == tmp_path / "config"     # the test's, not the user's
+
+    async def check_view(pilot):
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        loss = screen.query_one("#loss", SeriesPlot)
+        assert (screen.scale, screen.smoothing, screen.weighted) == ("log10", 0.95, True)
+        assert loss.border_title.endswith(", log10") and "smoothing 0.95" in loss.border_title
+
+    run_app(KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05), check_view)
+
+
+def test_a_corrupt_settings_file_is_ignored_with_a_warning(tmp_path):
+    from kdtui.tui.settings import settings_path
+
+    settings_path().parent.mkdir(parents=True)
+    settings_path().write_text("{not json")
+    app = watch_fixed_run(tmp_path)
+    messages = []
+    notify = app.notify
+    app.notify = lambda message, *args, **kwargs: (messages.append(message), notify(message, *args, **kwargs))
+
+    async def scenario(pilot):
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        assert (screen.scale, screen.weighted) == ("auto", False)     # the defaults
+        await pilot.press("w")
+        await wait_for(pilot, lambda: settings_path().read_text().startswith("{\n"), 10, "the settings saved")
+
+    run_app(app, scenario)
+    assert any("not valid JSON" in message for message in messages)
+    assert json.loads(settings_path().read_text())["dashboard"]["weighted"] is True   # rewritten
+
+
+def test_zoom_to_the_last_part_of_the_x_range_and_a_cursor_reading_every_series(tmp_path):
+    app = watch_fixed_run(tmp_path)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        loss = screen.query_one("#loss", SeriesPlot)
+        accuracy = screen.query_one("#accuracy", SeriesPlot)
+        await pilot.press("z", "z")          # the last 25% of the steps (2 … 120)
+        await pilot.pause()
+        assert loss.zoom == accuracy.zoom == 0.25
+        assert "last 25%" in screen_text(app, loss.region)
+        assert "step 1" not in screen_text(app, loss.region)
+        await pilot.press("c")               # the cursor, at the latest point
+        await pilot.pause()
+        readout = loss.readout()
+        assert readout.x == 120 and [label for label, _ in readout.values] == [*TERMS, "total"]
+        smoothed_total = loss.spec.series[-1].ys[-1]      # log10 scale: the readout says the loss
+        assert readout.values[-1][1] == smoothed_total
+        text = screen_text(app, loss.region)   # the values in the legend, the x above the curves
+        assert "step 120" in text and f"total {10 ** smoothed_total:.3g}" in text, text
+        assert accuracy.readout().x == 6 and accuracy.readout().values[1][1] == pytest.approx(76.13, abs=0.02)
+        await pilot.press("less_than_sign", "less_than_sign")   # 20% of the shown range to the left
+        await pilot.pause()
+        assert loss.readout().x == 114      # 90.5 + 0.8 × (120 − 90.5) = 114.1: the nearest step
+        await pilot.press("Z", "Z", "Z", "c")   # back to the whole range; the cursor off
+        await pilot.pause()
+        assert loss.zoom == 1.0 and loss.readout() is None and "last" not in screen_text(app, loss.region)
+
+    run_app(app, scenario)
+
+
 def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
     write_fixed_run(tmp_path)
     (tmp_path / "20261128-101600-broken").mkdir()  # no config.yaml: still opens

@@ -619,3 +619,128 @@ def test_runs_screen_compare_snapshot(tmp_path, snap_compare):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=mark_two)
+
+
+def test_tag_note_and_rename_from_the_viewer(tmp_path):
+    from kdtui.tui.screens.prompt import PromptScreen
+
+    root = write_store(tmp_path / "runs")
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        cursor_to(screen, STOPPED)
+        await settle(pilot)
+        await pilot.press("t")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"baseline wrn16", "enter")
+        await settle(pilot)
+        assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16"]
+        cells = [str(cell) for cell in screen.table.get_row(STOPPED)]
+        assert cells[6].startswith("#base"), cells[6:]   # a tags column, after the method
+        # Several marked runs: the tags they share are edited, each run keeps its others.
+        cursor_to(screen, FINISHED)
+        await pilot.press("space")
+        cursor_to(screen, STOPPED)
+        await pilot.press("space")
+        await pilot.press("t")
+        assert app.screen.query_one("#prompt-input").value == ""   # no tag common to both
+        await pilot.press(*"paper", "enter")
+        await settle(pilot)
+        cursor_to(screen, STOPPED)
+        await pilot.press("t", *" more", "enter")   # the prompt edits the tags shown: typing appends
+        await settle(pilot)
+        assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16", "paper", "more"]
+        await pilot.press("t", "backspace", "backspace", "backspace", "backspace", "backspace", "enter")
+        await settle(pilot)
+        assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16", "paper"]
+        assert RunDir(root / FINISHED).labels().tags == ["paper"]
+        await pilot.press("space")   # unmark the last one; the first stays marked
+        screen.table.marked.clear()
+        screen.table.fill()
+        cursor_to(screen, STOPPED)
+        await settle(pilot)
+        await pilot.press("n", *"too high an lr", "enter")
+        await settle(pilot)
+        assert "too high an lr" in str(screen.query_one("#runs-summary").render())
+        await pilot.press("N", "ctrl+a", "ctrl+k", *"amd_best", "enter")
+        await settle(pilot)
+        assert (root / STOPPED).is_dir() and RunDir(root / STOPPED).labels().name == "amd_best"
+        assert str(screen.table.get_row(STOPPED)[1]).startswith("amd_best")
+        await pilot.press("N", "ctrl+a", "ctrl+k", *"../x", "enter")   # refused, said so
+        await settle(pilot)
+        assert RunDir(root / STOPPED).labels().name == "amd_best"
+        await pilot.press("n", "escape")                              # Esc changes nothing
+        await settle(pilot)
+        assert RunDir(root / STOPPED).labels().note == "too high an lr"
+
+    messages = notifications(app)
+    run_app(app, scenario)
+    assert any("is not allowed" in message for message in messages)
+
+
+def test_filter_box_takes_config_values_and_tags(tmp_path):
+    root = write_store(tmp_path / "runs")
+    from kdtui.store.labels import set_tags
+
+    set_tags(RunDir(root / FINISHED), add=["baseline"])
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.press("slash", *"lr=0.5")
+        await filtered(pilot, screen)
+        await settle(pilot)
+        assert names(screen) == ["amd_lr05"]
+        await pilot.press("ctrl+a", "ctrl+k", *"amd.weight>=5000 stopped")
+        await filtered(pilot, screen)
+        await settle(pilot)
+        assert names(screen) == ["amd_wrn16_1"]
+        await pilot.press("ctrl+a", "ctrl+k", *"tag:baseline")
+        await filtered(pilot, screen)
+        assert names(screen) == ["kd_wrn16_1"]
+        await pilot.press("ctrl+a", "ctrl+k", *"weight>1")   # ambiguous: said, not applied
+        await filtered(pilot, screen)
+        await settle(pilot)
+        assert "ambiguous" in str(screen.table.border_subtitle) and "loss.ce.weight" in str(screen.table.border_subtitle)
+        assert len(names(screen)) == 6
+        await pilot.press("ctrl+a", "ctrl+k", *"fail")          # plain words still work
+        await filtered(pilot, screen)
+        assert names(screen) == ["amd_lr05"] and "filter:" not in str(screen.table.border_subtitle)
+
+    run_app(app, scenario)
+
+
+def test_config_column_and_seed_groups_in_the_viewer(tmp_path):
+    root = tmp_path / "runs"
+    for index, (seed, peak) in enumerate([(0, 80.0), (1, 82.0), (2, 84.0)]):
+        config = run_config("kd_wrn16_1")
+        config["train"]["seed"] = seed
+        write_run(root, f"20261121-10150{index}-kd_s{seed}", config, 6, "finished", peak=peak)
+    write_run(root, "20261121-101509-other", run_config("kd_wrn16_1", lr=0.5), 6, "finished", peak=70.0)
+    app = KdtuiApp(root, start="runs")
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.press("c", *"lr", "enter")
+        await settle(pilot)
+        assert "train.lr" in screen.table.config_columns
+        column = [str(label) for label in (c.label for c in screen.table.columns.values())].index("train.lr")
+        assert [str(screen.table.get_row(row.id)[column]) for row in screen.table.shown] == ["0.5", "0.1", "0.1", "0.1"]
+        await pilot.press("c", *"nokey", "enter")              # unknown: said, nothing added
+        await settle(pilot)
+        assert screen.table.config_columns == ["train.lr"]
+        await pilot.press("g")
+        await settle(pilot)
+        assert [row.id for row in screen.table.shown] == ["20261121-101509-other", "20261121-101502-kd_s2"]
+        cells = [str(cell) for cell in screen.table.get_row("20261121-101502-kd_s2")]
+        # Best accuracies 77.79, 79.73, 81.67 (peak × (1 - 0.55⁶)): mean ± sample std (ddof=1).
+        assert cells[1] == "kd_s2" and "79.73 ± 1.94 n=3" in cells, cells[5:]
+        assert "grouped by seed" in str(screen.table.border_title)
+        await pilot.press("c", *"train.lr", "enter", "g")      # a shown column goes; groups off
+        await settle(pilot)
+        assert screen.table.config_columns == [] and len(screen.table.shown) == 4
+
+    messages = notifications(app)
+    run_app(app, scenario)
+    assert any("No run has a config key 'nokey'" in message for message in messages)

@@ -14,11 +14,12 @@ Usage::
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kdtui.errors import KdtuiError
+from kdtui.store.export import flatten
 from kdtui.store.folders import RUN_ID, RunDir, iter_runs
 from kdtui.store.liveness import effective_status, writer_alive
 from kdtui.store.records import (STEP_LINE_PREFIX, EpochRecord, RunDescription, Summary, describe_config,
@@ -55,11 +56,29 @@ class RunRow:
     duration_s: float | None = None
     started: str = "?"
     error: str = ""
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    display_name: str | None = None     # labels.json's name: shown instead of the folder's
+    # The flattened config.yaml, read on first use (listing parses no YAML): see config().
+    _config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
+        if self.display_name:
+            return self.display_name
         parts = self.id.split("-", 2)
         return parts[2] if len(parts) == 3 else self.id
+
+    @property
+    def config_read(self) -> bool:
+        return self._config is not None
+
+    def config(self) -> dict[str, Any]:
+        """The run's config.yaml flattened ('train.lr': 0.05); {} when missing or unreadable.
+        Read once, on first use: call it in a worker for many runs."""
+        if self._config is None:
+            self._config = flatten(RunDir(self.path).read_config() or {})
+        return self._config
 
     @property
     def pair(self) -> str:
@@ -70,8 +89,8 @@ class RunRow:
         return self.status == "broken"
 
     def search_text(self) -> str:
-        return " ".join((self.id, self.status, self.dataset, self.teacher, self.student,
-                         self.method)).lower()
+        return " ".join((self.id, self.name, self.status, self.dataset, self.teacher, self.student,
+                         self.method, *self.tags)).lower()
 
 
 def last_recorded_epoch(path: Path) -> int | None:
@@ -145,6 +164,8 @@ def read_run_row(run: RunDir) -> RunRow:
                  started=started_from_id(run.id), dataset=described.dataset,
                  student=described.student, teacher=described.teacher, method=described.method,
                  epochs=described.epochs)
+    labels = run.labels()
+    row.tags, row.note, row.display_name = tuple(labels.tags), labels.note, labels.name
     if summary is not None:
         row.best_acc = summary.best_test_acc
         row.final_acc = summary.final_test_acc

@@ -5,6 +5,7 @@ Layout of ``<root>/<YYYYmmdd-HHMMSS>-<name>/`` (the folder name is the run id)::
     config.yaml          complete resolved config (re-running it reproduces the run)
     metrics.jsonl        one JSON object per line, flushed per line ("event": "epoch", ...)
     summary.json         status, epochs, accuracies; replaced atomically
+    labels.json          the user's tags, note and display name (kdtui.store.labels); atomic
     checkpoints/last.pt  checkpoints/best.pt (atomic)
     log.txt
 
@@ -32,8 +33,8 @@ from typing import Any, Iterator
 import yaml
 
 from kdtui.errors import KdtuiError
-from kdtui.store.records import (EpochRecord, MetricsRecord, Summary, is_step_line, parse_line,
-                                 parse_record, record_line)
+from kdtui.store.records import (EpochRecord, MetricsRecord, RunLabels, Summary, is_step_line,
+                                 parse_line, parse_record, record_line)
 
 try:  # libyaml when present: ~10× faster, which matters for listing 1000 runs
     from yaml import CSafeLoader as _SafeLoader
@@ -172,6 +173,22 @@ class RunDir:
         return records
 
     @property
+    def labels_path(self) -> Path:
+        return self.path / "labels.json"
+
+    def labels(self) -> RunLabels:
+        """The user's tags, note and display name; empty ones when labels.json is missing or
+        unreadable (labels are never worth failing a listing for)."""
+        try:
+            data = json.loads(self.labels_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return RunLabels()
+        return RunLabels.from_dict(data)
+
+    def write_labels(self, labels: RunLabels) -> None:
+        atomic_write_text(self.labels_path, json.dumps(labels.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+    @property
     def environment_path(self) -> Path:
         return self.path / "env.json"
 
@@ -254,8 +271,9 @@ def resolve_run(root: Path, ref: str) -> RunDir:
         return RunDir(candidate.absolute())
     if RUN_ID.fullmatch(ref) and ".." not in ref and (root / ref).is_dir():
         return RunDir(root / ref)
-    # A bare name picks the run of that name (e.g. "quickstart" or "quickstart-2").
-    matches = [run for run in iter_runs(root) if run.id.split("-", 2)[2] == ref] if RUN_NAME.fullmatch(ref) else []
+    # A bare name picks the run of that name, or of that display name (kdtui.store.labels).
+    matches = ([run for run in iter_runs(root) if run.id.split("-", 2)[2] == ref or run.labels().name == ref]
+               if RUN_NAME.fullmatch(ref) else [])
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

@@ -50,6 +50,10 @@ def _losses(value: Any) -> dict[str, float]:
     return {str(k): (_number(v) if _number(v) is not None else math.nan) for k, v in value.items()}
 
 
+def _texts(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 def _mapping(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
@@ -57,7 +61,7 @@ def _mapping(value: Any) -> dict[str, Any] | None:
 # How each annotated type of a record field is read back from JSON.
 _READERS: dict[str, Callable[[Any], Any]] = {
     "float | None": _number, "float": _number, "int | None": _whole, "int": _whole,
-    "str | None": _text, "str": _text, "dict[str, float]": _losses,
+    "str | None": _text, "str": _text, "dict[str, float]": _losses, "list[str]": _texts,
     "dict[str, Any] | None": _mapping,
     "dict[str, float] | None": lambda value: _losses(value) if isinstance(value, dict) else None,
 }
@@ -152,6 +156,19 @@ class StudyRecord(Record):
     point: dict[str, Any] | None = None     # the point's values ("train.seed" included)
     index: int | None = None                # the point's number in its study (1-based)
     reported: dict[str, Any] | None = None  # the paper's number for the point, if the study gave one
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class RunLabels(Record):
+    """``labels.json``: what the user says about a run (tags, a note, a display name).
+
+    A file of its own, so that the trainer, which rewrites summary.json while it runs, never
+    overwrites it; written only by :mod:`kdtui.store.labels`."""
+
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+    name: str | None = None    # the name shown instead of the folder's; the id never changes
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 

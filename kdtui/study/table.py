@@ -12,10 +12,12 @@ Usage::
     results = collect_runs(runs_root(), study="gamma")
     table = build_table(results, metric="best")
     for row in table.rows: print(row.values, row.n, row.mean, row.std)
+    groups = group_by_seed(list_run_rows(runs_root()))   # `runs ls --group-seeds`, the viewer's g
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.errors import KdtuiError
-from kdtui.store import RunDir, effective_status, iter_runs, resolve_run
+from kdtui.store import RunDir, RunRow, effective_status, iter_runs, resolve_run
 from kdtui.study.expand import RUN_ONLY_KEYS, SEED_KEY, flatten, point_key
 from kdtui.study.spec import Reported
 
@@ -214,3 +216,53 @@ def _sortable(value: Any) -> tuple:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, float(value), "")
     return (1, 0.0, _cell(value))
+
+
+# --- runs that differ only in their seed, for the runs list ---------------------------------
+
+@dataclass
+class SeedGroup:
+    """Runs alike but for their seed (and run-only keys such as the device): one row of
+    ``runs ls --group-seeds`` and of the runs viewer's grouped view."""
+
+    rows: list[RunRow]                  # newest first
+    mean: float | None = None           # of the runs' best test accuracies
+    std: float | None = None            # sample std (ddof=1); None when fewer than 2
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def row(self) -> RunRow:
+        """The newest run, its best accuracy replaced by the group's mean: what is listed,
+        sorted and opened for the group."""
+        return dataclasses.replace(self.rows[0], best_acc=self.mean)
+
+
+def result_of_row(row: RunRow) -> RunResult:
+    """A listed run as :func:`build_table` takes it, from what the listing read (its config
+    read on first use)."""
+    return RunResult(RunDir(row.path), row.status, row.config(), best=row.best_acc,
+                     final=row.final_acc, teacher=row.teacher_acc, epochs_done=row.epochs_done,
+                     epochs=row.epochs)
+
+
+def group_by_seed(rows: list[RunRow]) -> list[SeedGroup]:
+    """Finished runs grouped by every config key but the seed (and run-only keys), with
+    mean ± std of best accuracy (:func:`build_table`'s statistics); a run not finished is a
+    group of its own. Reads the runs' config.yaml: call it in a worker for many runs."""
+    by_id = {row.id: row for row in rows}
+    results = [result_of_row(row) for row in rows]
+    keys = sorted({key for r in results for key in r.config} - set(NOT_GROUPED))
+    groups = []
+    if keys and any(r.status == "finished" and r.best is not None for r in results):
+        table = build_table(results, "best", by=keys)
+        for group in table.rows:
+            members = sorted((by_id[r.id] for r in group.runs), key=lambda row: row.id, reverse=True)
+            groups.append(SeedGroup(members, group.mean, group.std))
+        alone = table.unfinished
+    else:
+        alone = results
+    groups += [SeedGroup([by_id[r.id]], r.best) for r in alone]
+    return sorted(groups, key=lambda group: group.rows[0].id, reverse=True)

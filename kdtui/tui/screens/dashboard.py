@@ -32,10 +32,14 @@ from kdtui.tui.messages import LaunchEnded, RunSwitched, RunUpdated
 from kdtui.tui.screens import first_screen_check
 from kdtui.tui.panels import PANELS, DashboardState, Panel
 from kdtui.tui.process import TOLD_BY_SUMMARY, Launch, stop_run
+from kdtui.tui.settings import load_settings, save_settings
 from kdtui.tui.widgets.run_header import RunHeader
+from kdtui.tui.widgets.series_plot import SeriesPlot
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 SCALES = ("auto", "linear", "log10", "normalised")  # auto: log10 when the terms span > 2 decades
+ZOOMS = (1.0, 0.5, 0.25, 0.1)   # the last fraction of the x-range the plots show ("z", "Z")
+CURSOR_STEP = 0.02              # of the shown x-range per "," / "." ("<" / ">": five times that)
 WIDE = 110  # columns from which the panels sit side by side
 STEP_REDRAW_MIN_S = 2.0  # the per-step panels are redrawn at most this often…
 REDRAW_CPU_SHARE = 0.02  # …and rarer still where drawing them is slow: the trainer may share the CPU
@@ -52,6 +56,13 @@ class DashboardScreen(Screen):
         Binding("w", "toggle_weighted", "Weighted"),
         Binding("left_square_bracket", "smoothing(-1)", "Smooth-"),
         Binding("right_square_bracket", "smoothing(1)", "Smooth+"),
+        Binding("z", "zoom(1)", "Zoom in", show=False),
+        Binding("Z", "zoom(-1)", "Zoom out", show=False),
+        Binding("c", "toggle_cursor", "Cursor", show=False),
+        Binding("comma", "move_cursor(-1)", "Cursor ←", show=False),
+        Binding("full_stop", "move_cursor(1)", "Cursor →", show=False),
+        Binding("less_than_sign", "move_cursor(-5)", "Cursor ←←", show=False),
+        Binding("greater_than_sign", "move_cursor(5)", "Cursor →→", show=False),
         Binding("R", "resume", "Resume"),
         Binding("a", "analyse", "Analysis", show=False),
         Binding("pagedown", "scroll_panels(1)", "Scroll", show=False),
@@ -69,11 +80,37 @@ class DashboardScreen(Screen):
         self.scale_index = 0
         self.epoch_view = False
         self.weighted = False
+        self.zoom_index = 0
+        self.cursor: float | None = None   # across the plots' shown x-range, 0..1
         self.launch_error: str | None = None
         self.phase = ""
         self.steps_pending = False
         self.last_step_redraw = 0.0
         self.panels: list[Panel] = []
+        self.settings_warning = self.restore_view()
+
+    def restore_view(self) -> str | None:
+        """Scale, smoothing and weighted view as the user left them last (settings.json);
+        values this version does not know are ignored. Returns a warning to show, if any."""
+        settings, warning = load_settings()
+        view = settings.get("dashboard")
+        if not isinstance(view, dict):
+            return warning
+        if view.get("scale") in SCALES:
+            self.scale_index = SCALES.index(view["scale"])
+        if view.get("smoothing") in SMOOTHING_STEPS:
+            self.smoothing_index = SMOOTHING_STEPS.index(view["smoothing"])
+        if isinstance(view.get("weighted"), bool):
+            self.weighted = view["weighted"]
+        return warning
+
+    @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
+    def remember_view(self) -> None:
+        """Save the view options (off the event loop: the write is fsynced)."""
+        problem = save_settings("dashboard", {"scale": self.scale, "smoothing": self.smoothing,
+                                              "weighted": self.weighted})
+        if problem is not None:
+            self.app.call_from_thread(self.notify, problem, title="Settings", severity="warning")
 
     # --- layout -------------------------------------------------------------------------
 
@@ -86,6 +123,8 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.apply_width(self.size.width)
+        if self.settings_warning:
+            self.notify(self.settings_warning, title="Settings", severity="warning", timeout=10)
         self.redraw()
         self.follow()
         self.set_interval(1.0, self.update_header)
@@ -295,14 +334,35 @@ class DashboardScreen(Screen):
     def action_cycle_scale(self) -> None:
         self.scale_index = (self.scale_index + 1) % len(SCALES)
         self.draw_view()
+        self.remember_view()
 
     def action_toggle_weighted(self) -> None:
         self.weighted = not self.weighted
         self.draw_view()
+        self.remember_view()
 
     def action_smoothing(self, delta: int) -> None:
         self.smoothing_index = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_index + delta))
         self.draw_view()
+        self.remember_view()
+
+    def apply_plot_view(self) -> None:
+        """Zoom and cursor on every plot panel (a re-render only: the data stay)."""
+        for panel in self.panels:
+            if isinstance(panel, SeriesPlot):
+                panel.set_view(ZOOMS[self.zoom_index], self.cursor)
+
+    def action_zoom(self, direction: int) -> None:
+        self.zoom_index = max(0, min(len(ZOOMS) - 1, self.zoom_index + direction))
+        self.apply_plot_view()
+
+    def action_toggle_cursor(self) -> None:
+        self.cursor = None if self.cursor is not None else 1.0   # on: at the latest point
+        self.apply_plot_view()
+
+    def action_move_cursor(self, steps: int) -> None:
+        self.cursor = max(0.0, min(1.0, (1.0 if self.cursor is None else self.cursor) + steps * CURSOR_STEP))
+        self.apply_plot_view()
 
     def action_resume(self) -> None:
         progress = self.progress()

@@ -28,7 +28,8 @@ def screen_keys(screen: type[Screen]) -> list[tuple[str, str]]:
         if not isinstance(binding, Binding) or not binding.description:
             continue
         shown = {"left_square_bracket": "[", "right_square_bracket": "]", "escape": "esc",
-                 "pagedown": "pgdn", "pageup": "pgup", "space": "space", "slash": "/"}
+                 "pagedown": "pgdn", "pageup": "pgup", "space": "space", "slash": "/", "comma": ",",
+                 "full_stop": ".", "less_than_sign": "<", "greater_than_sign": ">"}
         key = ", ".join(shown.get(part, part) for part in binding.key.split(","))
         what = binding.description
         if what not in keys.setdefault(key, []):

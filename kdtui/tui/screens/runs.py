@@ -29,6 +29,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from kdtui.errors import KdtuiError
 from kdtui.store import RESUMABLE, RunDir, RunRow, check_deletable, delete_run, list_run_rows, read_run_row
 from kdtui.store.export import export_epochs_csv, export_path
+from kdtui.store.labels import rename_run, set_note, set_tags
+from kdtui.store.query import known_keys, resolve_key
 from kdtui.tui.messages import ResumeRun
 from kdtui.tui.screens import first_screen_check
 from kdtui.tui.widgets.run_compare import Comparison, RunComparePane, read_comparison
@@ -36,6 +38,8 @@ from kdtui.tui.widgets.run_detail import RunDetail, RunDetailPane, read_detail
 from kdtui.tui.widgets.runs_table import RunsTable
 
 WORKER_FAILURES = {"runs-list": "Could not read the runs folder",
+                   "runs-labels": "Could not save",
+                   "runs-column": "Could not add the column",
                    "runs-detail": "Could not read the run",
                    "runs-compare": "Could not read the marked runs",
                    "runs-export": "Could not export",
@@ -56,6 +60,11 @@ class RunsScreen(Screen):
         Binding("R", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
+        Binding("t", "tag", "Tags"),
+        Binding("n", "note", "Note", show=False),
+        Binding("N", "rename", "Rename", show=False),
+        Binding("c", "config_column", "Column", show=False),
+        Binding("g", "group_seeds", "Group seeds", show=False),
         Binding("a", "analyse", "Analysis", show=False),
         Binding("r,f5", "refresh", "Refresh"),
         Binding("escape", "escape", "Back", show=False),
@@ -71,7 +80,8 @@ class RunsScreen(Screen):
     # --- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/ filter: words of the name, status, dataset, models or method",
+        yield Input(placeholder="/ filter: words (name, status, dataset, models, method), tag:NAME, "
+                    "config values (lr=0.05 amd.weight>1000)",
                     id="runs-filter", compact=True)
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True, classes="panel")
         with ContentSwitcher(id="runs-detail", initial="runs-single"):
@@ -309,6 +319,107 @@ class RunsScreen(Screen):
             self.notify("No run to export.", severity="warning")
             return
         self.export(rows)
+
+    # --- organising: tags, note, display name, config columns, seed groups -----------------
+
+    def selected_rows(self) -> list[RunRow]:
+        """The marked runs, else the highlighted one."""
+        rows = self.table.marked_rows()
+        highlighted = self.table.highlighted()
+        return rows or ([highlighted] if highlighted is not None else [])
+
+    def action_tag(self) -> None:
+        rows = self.selected_rows()
+        if not rows:
+            return
+        from kdtui.tui.screens.prompt import PromptScreen
+
+        # The tags all of them share, to edit: those deleted go, those typed are added.
+        common = [tag for tag in rows[0].tags if all(tag in row.tags for row in rows)]
+        what = rows[0].name if len(rows) == 1 else f"the {len(rows)} marked runs"
+        question = PromptScreen(f"Tags of {what}", value=" ".join(common), placeholder="baseline wrn16",
+                                detail="Space-separated. Tags deleted here are removed, tags typed "
+                                       "are added; filter with tag:NAME.")
+        self.app.push_screen(question, lambda text: self.tags_entered(rows, common, text))
+
+    def tags_entered(self, rows: list[RunRow], common: list[str], text: str | None) -> None:
+        if text is None:
+            return
+        typed = text.replace(",", " ").split()
+        removed = [tag for tag in common if tag not in typed]
+        self.save_labels(rows, lambda run: set_tags(run, add=typed, remove=removed))
+
+    def action_note(self) -> None:
+        row = self.table.highlighted()
+        if row is None:
+            return
+        from kdtui.tui.screens.prompt import PromptScreen
+
+        question = PromptScreen(f"Note on {row.name}", value=row.note, placeholder="what this run tried",
+                                detail="Shown in the detail pane; empty clears it.")
+        self.app.push_screen(question, lambda text: self.note_entered(row, text))
+
+    def note_entered(self, row: RunRow, text: str | None) -> None:
+        if text is not None:
+            self.save_labels([row], lambda run: set_note(run, text))
+
+    def action_rename(self) -> None:
+        row = self.table.highlighted()
+        if row is None:
+            return
+        from kdtui.tui.screens.prompt import PromptScreen
+
+        question = PromptScreen(f"Rename {row.name}", value=row.name,
+                                detail=f"A display name: the folder and the id ({row.id}) stay, so "
+                                       "students and studies that refer to it keep finding it.")
+        self.app.push_screen(question, lambda text: self.name_entered(row, text))
+
+    def name_entered(self, row: RunRow, text: str | None) -> None:
+        if text is not None:
+            self.save_labels([row], lambda run: rename_run(run, text.strip()))
+
+    @work(thread=True, group="runs-labels", exit_on_error=False)
+    def save_labels(self, rows: list[RunRow], change) -> None:
+        error = None
+        try:
+            for row in rows:
+                change(RunDir(row.path))
+        except KdtuiError as exc:
+            error = str(exc)
+        self.app.call_from_thread(self.labels_saved, error)
+
+    def labels_saved(self, error: str | None) -> None:
+        if error is not None:
+            self.notify(error, title="Not saved", severity="error", timeout=10)
+        self.detail_for = None    # the detail shows the labels too
+        self.load_rows()
+
+    def action_config_column(self) -> None:
+        from kdtui.tui.screens.prompt import PromptScreen
+
+        shown = ", ".join(self.table.config_columns) or "none"
+        question = PromptScreen("Config value as a column", placeholder="train.lr, amd.weight, seed…",
+                                detail=f"A dotted config key, or its unique ending; a key shown "
+                                       f"already is removed. Shown: {shown}.")
+        self.app.push_screen(question, self.column_entered)
+
+    def column_entered(self, text: str | None) -> None:
+        if text and text.strip():
+            self.add_column(text.strip())
+
+    @work(thread=True, exclusive=True, group="runs-column", exit_on_error=False)
+    def add_column(self, key: str) -> None:
+        rows = self.table.run_rows
+        try:
+            resolve_key(key, known_keys(rows))   # reads the configs here, off the event loop
+        except KdtuiError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="No such column",
+                                      severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.table.toggle_config_column, key)
+
+    def action_group_seeds(self) -> None:
+        self.table.toggle_group_seeds()
 
     def action_analyse(self) -> None:
         """The highlighted run's analysis screen (kdtui/tui/screens/analysis.py)."""

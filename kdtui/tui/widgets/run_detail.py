@@ -90,7 +90,14 @@ class RunDetailPane(VerticalScroll):
         row, summary = detail.row, detail.summary or Summary()
         colours = self.app.theme_variables
         text = Text(row.id + "\n", style="bold")
-        lines: list[tuple[str, str | Text]] = [
+        lines: list[tuple[str, str | Text]] = []
+        if row.display_name:
+            lines.append(("name", row.display_name))
+        if row.tags:
+            lines.append(("tags", " ".join(f"#{tag}" for tag in row.tags)))
+        if row.note:
+            lines.append(("note", Text(row.note, style="italic")))
+        lines += [
             ("status", status_text(row.status, colours)),
             ("started", row.started),
             ("epochs", f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}"),

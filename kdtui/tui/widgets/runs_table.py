@@ -9,7 +9,9 @@ Usage::
 
     table = RunsTable(id="runs-table")
     table.set_rows(list_run_rows(root))
-    table.set_filter("amd fail")     # applied once typing pauses
+    table.set_filter("amd fail lr=0.05 tag:baseline")   # kdtui.store.query; applied once typing pauses
+    table.toggle_config_column("train.lr")              # a config value as a column
+    table.toggle_group_seeds()                          # runs alike but for the seed: one row
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from typing import Any, Callable
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.binding import Binding
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable
+from textual.worker import get_current_worker
 
 from kdtui.console import format_duration
+from kdtui.errors import KdtuiError
 from kdtui.store import RunDir, RunRow
+from kdtui.store.query import RunQuery, known_keys, parse_query, resolve_key
+from kdtui.study.table import SeedGroup, group_by_seed
 from kdtui.tui.messages import OpenRun
 
 
@@ -55,17 +61,11 @@ MARK = "●"
 NAME_WIDTH = 32  # longer run names are cut in the table (the detail pane shows them whole)…
 # …and these columns narrower still (to these widths, in this order) where the table would
 # not fit otherwise, so that the last columns (started) are never cut off.
-SHRINKABLE = (("name", 12), ("pair", 14), ("method", 10), ("dataset", 8))
+SHRINKABLE = (("name", 12), ("pair", 14), ("tags", 9), ("method", 10), ("dataset", 8))
 FILTER_DELAY_S = 0.15  # the table is redrawn once typing pauses, not on every key
 STATUS_COLOURS = {"finished": "text-success", "running": "text-primary", "stopped": "text-warning",
                   "starting": "text-warning", "failed": "text-error", "crashed": "text-error",
                   "broken": "text-error"}
-
-
-def filter_rows(rows: list[RunRow], query: str) -> list[RunRow]:
-    """Rows whose search text holds every word of ``query``."""
-    words = query.lower().split()
-    return [row for row in rows if all(word in row.search_text() for word in words)]
 
 
 def sort_rows(rows: list[RunRow], column: Column, descending: bool) -> list[RunRow]:
@@ -76,6 +76,22 @@ def sort_rows(rows: list[RunRow], column: Column, descending: bool) -> list[RunR
 
 def format_accuracy(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
+
+
+def format_group(group: SeedGroup) -> str:
+    """'72.00 ± 2.00 n=3' (sample std), or the one value of a group of one. The count is
+    here, not after the name: long names are cut, and it would go with them."""
+    if group.mean is None:
+        return "-"
+    return f"{group.mean:.2f} ± {group.std:.2f} n={group.n}" if group.std is not None else f"{group.mean:.2f}"
+
+
+def format_config(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def status_text(status: str, colours: dict[str, str]) -> Text:
@@ -97,11 +113,87 @@ class RunsTable(DataTable):
         self.shown: list[RunRow] = []
         self.marked: list[str] = []          # run ids, in the order they were marked
         self.filter_text = ""
+        self.filter_error = ""               # what is wrong with the filter typed, if anything
+        self.config_columns: list[str] = []  # flattened config keys shown as columns
+        self.group_seeds = False             # one row per runs alike but for train.seed
+        self.show_tags = False               # a tags column (once some run has tags)
+        self.groups: dict[str, SeedGroup] = {}   # by the id of the row shown for the group
+        self._configs_for: list[RunRow] | None = None   # the rows whose configs a worker reads
         self.sort_index = DEFAULT_SORT
         self.descending = COLUMNS[DEFAULT_SORT].descending
         self.reading = True                  # the runs folder is being read
         self._filter_timer: Timer | None = None
         self._fitted_width = 0
+
+    # --- config values: filter terms, columns, seed groups ------------------------------------
+
+    @property
+    def needs_configs(self) -> bool:
+        return bool(self.config_columns or self.group_seeds or self.parsed_filter().needs_config)
+
+    def parsed_filter(self) -> RunQuery:
+        try:
+            return parse_query(self.filter_text)
+        except KdtuiError:
+            return RunQuery()
+
+    @work(thread=True, exclusive=True, group="runs-configs", exit_on_error=False)
+    def read_configs(self, rows: list[RunRow]) -> None:
+        """Read the runs' config.yaml (a thousand take a while) off the event loop, then redraw."""
+        worker = get_current_worker()
+        for row in rows:
+            if worker.is_cancelled:
+                return
+            row.config()
+        self.app.call_from_thread(self.configs_read, rows)
+
+    @property
+    def reading_configs(self) -> bool:
+        return self._configs_for is not None
+
+    def configs_read(self, rows: list[RunRow]) -> None:
+        if rows is self._configs_for:   # else newer rows came meanwhile, and are being read
+            self._configs_for = None
+            self.fill()
+
+    def toggle_config_column(self, key: str) -> str:
+        """Add the config value ``key`` (or the one key it is the ending of) as a column, or
+        remove it; returns the key. KdtuiError for an unknown or ambiguous key."""
+        resolved = resolve_key(key, known_keys(self.run_rows))
+        if resolved in self.config_columns:
+            self.config_columns.remove(resolved)
+        else:
+            self.config_columns.append(resolved)
+        self.fill()
+        return resolved
+
+    def toggle_group_seeds(self) -> None:
+        self.group_seeds = not self.group_seeds
+        self.fill()
+
+    def select_rows(self) -> list[RunRow]:
+        """The rows to show, filtered (config terms once the configs are read), grouped when
+        asked; sets :attr:`filter_error` and :attr:`groups`."""
+        try:
+            query = parse_query(self.filter_text)
+            self.filter_error = ""
+        except KdtuiError as exc:
+            query, self.filter_error = RunQuery(), str(exc)
+        configs_ready = all(row.config_read for row in self.run_rows)
+        if self.needs_configs and not configs_ready:
+            if self._configs_for is not self.run_rows:
+                self._configs_for = self.run_rows
+                self.read_configs(self.run_rows)
+            query = RunQuery(query.words, query.tags)   # the rest once the configs are read
+        try:
+            rows = query.filter(self.run_rows)
+        except KdtuiError as exc:
+            self.filter_error = str(exc)
+            rows = RunQuery(query.words, query.tags).filter(self.run_rows)
+        self.groups = {}
+        if self.group_seeds and configs_ready:
+            self.groups = {group.rows[0].id: group for group in group_by_seed(rows)}
+        return rows
 
     def highlighted(self) -> RunRow | None:
         row = self.cursor_row
@@ -163,7 +255,7 @@ class RunsTable(DataTable):
     def header_selected(self, event: DataTable.HeaderSelected) -> None:
         keys = [column.key for column in COLUMNS]
         if event.column_key.value not in keys:
-            return  # the mark column
+            return  # the mark column, a config column
         index = keys.index(event.column_key.value)
         self.sort_by(index, not self.descending if index == self.sort_index else None)
 
@@ -197,22 +289,36 @@ class RunsTable(DataTable):
             self._filter_timer = None
         current = self.highlighted()
         column = COLUMNS[self.sort_index]
-        self.shown = sort_rows(filter_rows(self.run_rows, self.filter_text), column, self.descending)
+        rows = self.select_rows()
+        if self.groups:  # sorted as the groups read: the best column holds their means
+            by_id = {row.id: row for row in rows}
+            self.shown = [by_id[row.id] for row in sort_rows([g.row for g in self.groups.values()],
+                                                             column, self.descending)]
+        else:
+            self.shown = sort_rows(rows, column, self.descending)
         colours = self.app.theme_variables
+        self.show_tags = any(row.tags for row in self.run_rows)   # a column only once there are tags
         cells = [self.cells(row, colours) for row in self.shown]
         self.clear(columns=True)
         self.add_column(" ", key="mark", width=1)
         # Widths are given, not left to DataTable: it fits them to the cells only when idle, and
-        # lines drawn before that would keep the header's widths.
+        # lines drawn before that would keep the header's widths. Config columns come before
+        # the accuracies, the columns one compares them with.
+        specs = [*((spec.key, spec.label) for spec in COLUMNS[:5]),
+                 *([("tags", "tags")] if self.show_tags else []),
+                 *((f"config:{key}", key) for key in self.config_columns),
+                 *((spec.key, spec.label) for spec in COLUMNS[5:])]
         labels, widths = [], []
-        for index, spec in enumerate(COLUMNS, start=1):
-            labels.append(spec.label + ((" ↓" if self.descending else " ↑") if index - 1 == self.sort_index else ""))
+        for index, (key, label) in enumerate(specs, start=1):
+            labels.append(label + ((" ↓" if self.descending else " ↑") if key == column.key else ""))
             widths.append(max([cell_len(labels[-1]), *(row[index].cell_len for row in cells)]))
-        keys = [spec.key for spec in COLUMNS]
+        keys = [key for key, _ in specs]
         widths[keys.index("name")] = min(widths[keys.index("name")], NAME_WIDTH)
         # Cell padding is 1 a side; the mark column is 1 wide.
-        excess = sum(widths) + 1 + 2 * (len(COLUMNS) + 1) - self.available_width()
+        excess = sum(widths) + 1 + 2 * (len(specs) + 1) - self.available_width()
         for key, least in SHRINKABLE:
+            if key not in keys:
+                continue
             index = keys.index(key)
             cut = max(0, min(excess, widths[index] - least))
             widths[index] -= cut
@@ -221,8 +327,8 @@ class RunsTable(DataTable):
             for row_cells in cells:
                 if row_cells[index].cell_len > width:
                     row_cells[index].truncate(width, overflow="ellipsis")
-        for spec, label, width in zip(COLUMNS, labels, widths):
-            self.add_column(label, key=spec.key, width=width)
+        for key, label, width in zip(keys, labels, widths):
+            self.add_column(label, key=key, width=width)
         self._fitted_width = self.available_width()
         for row, row_cells in zip(self.shown, cells):
             self.add_row(*row_cells, key=row.id)
@@ -244,6 +350,8 @@ class RunsTable(DataTable):
     def cells(self, row: RunRow, colours: dict[str, str]) -> list[Text]:
         # Text cells, not str: a str cell is read as markup, and run names may hold '['.
         done = f"{row.epochs_done}/{row.epochs if row.epochs is not None else '?'}"
+        group = self.groups.get(row.id)
+        best = format_group(group) if group is not None else format_accuracy(row.best_acc)
         return [
             Text(MARK if row.id in self.marked else " "),
             Text(row.name),
@@ -251,7 +359,11 @@ class RunsTable(DataTable):
             Text(row.dataset),
             Text(row.pair),
             Text(row.method),
-            Text(format_accuracy(row.best_acc), justify="right"),
+            *([Text(" ".join(f"#{tag}" for tag in row.tags), style=colours.get("text-accent", ""))]
+              if self.show_tags else []),
+            *(Text(format_config(row.config().get(key)) if row.config_read else "…", justify="right")
+              for key in self.config_columns),
+            Text(best, justify="right"),
             Text(format_accuracy(row.final_acc), justify="right"),
             Text(done, justify="right"),
             Text(format_duration(row.duration_s), justify="right"),
@@ -268,5 +380,13 @@ class RunsTable(DataTable):
             parts.append(f"{len(self.marked)} marked")
         column = COLUMNS[self.sort_index]
         parts.append(f"sorted by {column.label} {'↓' if self.descending else '↑'}")
+        if self.group_seeds:
+            parts.append("grouped by seed: mean ± std" if not self.reading_configs else "grouping by seed…")
+        elif self.reading_configs:
+            parts.append("reading configs…")
         self.border_title = " · ".join(parts)
-        self.border_subtitle = "space: mark 2+ runs to compare" if len(self.marked) < 2 else ""
+        if self.filter_error:
+            self.border_subtitle = Text(f"filter: {self.filter_error}",
+                                        style=self.app.theme_variables.get("text-error", ""))
+        else:
+            self.border_subtitle = "space: mark 2+ runs to compare" if len(self.marked) < 2 else ""
