@@ -75,6 +75,19 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
     return Prepared(cfg, data, teacher, teacher_id)
 
 
+def missing_teacher(cfg: RunConfig, root: Path, overrides: Overrides = ()) -> RunConfig | None:
+    """The teacher preset's config that starting ``cfg`` would train first ('auto' and no
+    finished run of it in ``root``); None when there is nothing to train. A parallel study
+    trains these once, before its points fan out."""
+    from kdtui.engine.teacher import find_teacher
+
+    if cfg.teacher is None or cfg.teacher.checkpoint != "auto" or not any(
+            LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+        return None
+    teacher_cfg = teacher_preset_config(cfg, overrides)
+    return teacher_cfg if find_teacher(cfg.teacher, root, teacher_cfg.to_dict()) is None else None
+
+
 def ensure_teacher(cfg: RunConfig, root: Path, overrides: Overrides = (), notify: Notify = print,
                    sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None):
     """The teacher ``cfg`` distils from (a ``TeacherSource``), training it first when 'auto'
