@@ -57,6 +57,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
         Binding("a", "analyse", "Analysis", show=False),
+        Binding("s", "open_studies", "Studies", show=False),  # the footer is full; ? and the palette list it
         Binding("r,f5", "refresh", "Refresh"),
         Binding("escape", "escape", "Back", show=False),
         Binding("q", "back", "Back"),      # back one level…
@@ -239,6 +240,9 @@ class RunsScreen(Screen):
 
     def action_back(self) -> None:
         self.app.go_back()
+
+    def action_open_studies(self) -> None:
+        self.app.open_studies()
 
     def action_resume(self) -> None:
         row = self.table.highlighted()
