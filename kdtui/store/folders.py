@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -234,7 +235,9 @@ def create_run(root: Path, name: str, *, config: dict[str, Any] | None = None,
     try:
         staging = root / ".creating"   # a dot-folder: never listed as a run
         staging.mkdir(exist_ok=True)
-        staged = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=staging))
+        # mkdir, not mkdtemp: the folder gets the usual permissions (umask), not mkdtemp's 0700.
+        staged = staging / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        staged.mkdir()
         (staged / "checkpoints").mkdir()
     except OSError as exc:
         raise KdtuiError(f"Cannot create a run folder in {root}: {exc.strerror}. Choose another "

@@ -49,7 +49,8 @@ def cpu_slots(count: int) -> list[Slot]:
     OMP_NUM_THREADS is set), so they do not oversubscribe the machine."""
     if count < 1:
         raise KdtuiError(f"--parallel: got {count}, expected a number of processes ≥ 1.")
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // count))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // count))
     return [Slot(f"CPU process {i + 1}", {"OMP_NUM_THREADS": threads}) for i in range(count)]
 
 
