@@ -213,6 +213,7 @@ def test_a_study_file_from_the_preset_picker_starts_a_sweep_and_opens_the_screen
             (launch,) = app.launches
             command = launch.process.args
             assert command[1:] == ["-m", "kdtui", "sweep", str(study), "--headless", "--runs-dir", str(runs_root())]
+            assert "The study keeps running in the background" in KdtuiApp.leave_message([launch])
             # Both points fail when they load their data (a real child process): the screen says so.
             notified: list[str] = []
             real_notify = screen.notify

@@ -187,6 +187,9 @@ class KdtuiApp(App[None], inherit_bindings=False):
 
     @staticmethod
     def leave_message(live: list[Launch]) -> str:
+        if any(launch.command == "sweep" for launch in live):
+            return ("The study keeps running in the background (kdtui sweep). Follow it with: kdtui, "
+                    "then s (studies), or kdtui table --study ID.")
         ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
         if not ids:
             return "The run keeps starting in the background; `kdtui runs` will list it."

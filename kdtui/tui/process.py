@@ -36,13 +36,14 @@ def launches_dir(root: Path) -> Path:
 
 @dataclass
 class Launch:
-    """A ``kdtui run --headless`` child process started by the app."""
+    """A ``kdtui run --headless`` (or ``kdtui sweep --headless``) child process started by the app."""
 
     process: subprocess.Popen
     root: Path
     announce_path: Path
     output_path: Path
     args: list[str]
+    command: str = "run"     # or "sweep": a study, whose runs the studies screen follows
 
     @classmethod
     def start(cls, run_args: list[str], root: Path) -> "Launch":
@@ -68,7 +69,7 @@ class Launch:
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the app quitting; Ctrl-C in the app is not its
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return cls(process, root, announce_path, output, list(run_args))
+        return cls(process, root, announce_path, output, list(run_args), args[0])
 
     def announced(self) -> list[tuple[Path, str]]:
         """(run folder, role) of each run the child has created or resumed so far, in order;
