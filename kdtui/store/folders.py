@@ -233,10 +233,9 @@ def create_run(root: Path, name: str, *, config: dict[str, Any] | None = None,
         raise KdtuiError(f"Cannot create the runs folder {root}: {exc.strerror}. Choose another "
                          "with --runs-dir or KDTUI_RUNS_DIR.") from None
     try:
-        staging = root / ".creating"   # a dot-folder: never listed as a run
-        staging.mkdir(exist_ok=True)
-        # mkdir, not mkdtemp: the folder gets the usual permissions (umask), not mkdtemp's 0700.
-        staged = staging / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        # A dot-name: never listed as a run (nor left behind, unless the process is killed
+        # in these milliseconds). mkdir, not mkdtemp: the usual permissions, not 0700.
+        staged = root / f".creating-{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
         staged.mkdir()
         (staged / "checkpoints").mkdir()
     except OSError as exc:
