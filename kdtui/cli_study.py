@@ -35,16 +35,32 @@ def sweep(
     overrides: List[str] = typer.Option([], "--set", help="Override every point: KEY=VALUE (the "
                                         "study's points and seeds still win), e.g. train.device=cuda:1."),
     runs_dir: Optional[Path] = RunsDir,
-    headless: bool = typer.Option(False, "--headless", help="Run in this shell with rich progress. "
-                                  "For now a sweep always runs this way, also on a terminal (the "
-                                  "app's studies screen is to come)."),
+    headless: bool = typer.Option(False, "--headless", help="Run in this shell with rich progress "
+                                  "(a sweep always runs this way; the app's studies screen follows it)."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", help="Run N points at once, each in a "
+                                           "process of its own, sharing the CPU cores (with --slurm: "
+                                           "at most N array tasks at once)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Run one point per GPU at once, e.g. "
+                                       "--gpus 0,1,2,3 (each process sees only its GPU)."),
+    slurm: bool = typer.Option(False, "--slurm", help="Submit the points to SLURM as a job array "
+                               "(after a job per shared teacher), with submitit: pip install "
+                               "'kdtui[slurm]'. Returns once submitted."),
+    slurm_set: List[str] = typer.Option([], "--slurm-set", help="A submitit/SLURM parameter, KEY=VALUE, "
+                                        "e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1, "
+                                        "slurm_account=lab, mem_gb=32."),
+    only: Optional[int] = typer.Option(None, "--only", help="Run only the study's run number N (as "
+                                       "--dry-run numbers them): what each parallel or SLURM process does."),
+    teacher_only: bool = typer.Option(False, "--teacher-only", hidden=True,
+                                      help="With --only: train that run's 'auto' teacher if none is finished."),
 ) -> None:
-    """Run a study: every point of its grid or list, times its seeds, one run after another.
+    """Run a study: every point of its grid or list, times its seeds, one run after another
+    (or several at once: --parallel, --gpus, --slurm).
 
     Every point is validated before the first run starts. Running the same command again
-    skips finished points and resumes stopped, failed or killed ones. Ctrl-C stops the
-    current run cleanly (resume it by running the sweep again) and the sweep with it (exit
-    130); a failing point is reported and the sweep goes on (exit 1 at the end)."""
+    skips finished points and resumes stopped, failed or killed ones; two sweeps of one study
+    never run the same point. Ctrl-C stops the current run(s) cleanly (resume by running the
+    sweep again) and the sweep with it (exit 130); a failing point is reported and the sweep
+    goes on (exit 1 at the end)."""
     from kdtui.cli_common import StopOnSignal, user_errors
     from kdtui.store import runs_root
     from kdtui.study.expand import expand_study
@@ -55,12 +71,30 @@ def sweep(
         root = runs_root(runs_dir)
         spec = load_study(find_study(study))
         runs = expand_study(spec, overrides)        # validates every point first
+        if only is not None:
+            if not 1 <= only <= len(runs):
+                raise KdtuiError(f"--only: got {only}, expected a run number from 1 to {len(runs)} "
+                                 f"(`kdtui sweep {study} --dry-run` numbers them).")
+            runs = [runs[only - 1]]
+        elif teacher_only:
+            raise KdtuiError("--teacher-only goes with --only N (the run whose teacher to train).")
         plans = plan_study(spec, runs, root)
         if dry_run:
             sys.stdout.write(dry_run_listing(spec, plans, root))
             return
+        if slurm:
+            from kdtui.study.slurm import submit_study
+
+            print(submit_study(spec, plans, root, list(overrides), slurm_set, parallel, gpus)[0])
+            return
         with StopOnSignal() as stop:
-            outcome = run_plans(spec, plans, root, stop)
+            if teacher_only:
+                train_teacher_only(plans[0], root, stop)
+                return
+            if parallel is not None or gpus is not None:
+                outcome = run_in_parallel(spec, plans, root, list(overrides), parallel, gpus, stop)
+            else:
+                outcome = run_plans(spec, plans, root, stop)
     print(f"study {spec.name}: {len(outcome.done)} done, {len(outcome.failed)} failed, "
           f"{len(outcome.skipped)} skipped (finished before or training elsewhere)"
           + (", stopped" if outcome.stopped else "")
@@ -73,27 +107,57 @@ def sweep(
         raise typer.Exit(1)
 
 
-def run_plans(spec, plans, root: Path, stop):  # noqa: ANN001 - typed in kdtui.study.runner
+def run_in_parallel(spec, plans, root: Path, overrides: list[str], parallel: Optional[int],  # noqa: ANN001
+                    gpus: Optional[str], stop):
+    from kdtui.study.parallel import cpu_slots, gpu_slots, run_parallel
+
+    if parallel is not None and gpus is not None:
+        raise KdtuiError("--parallel and --gpus both say how many points run at once: give one "
+                         "(--gpus 0,0,1,1 runs two points on each of GPUs 0 and 1).")
+    slots = gpu_slots(gpus) if gpus is not None else cpu_slots(parallel or 1)
+    console = headless_console()
+    return run_parallel(spec, plans, root, slots, overrides, stop.event, say_with(console))
+
+
+def train_teacher_only(plan, root: Path, stop) -> None:  # noqa: ANN001
+    from kdtui.engine.launch import ensure_teacher
+    from kdtui.overrides import parse_override
+    from kdtui.store import RunStoreWriter
+
+    console = headless_console()
+    source = ensure_teacher(plan.run.config, root, tuple(parse_override(o) for o in plan.run.overrides),
+                            notify=say_with(console, "cyan"), stop_event=stop.event,
+                            sinks_for=lambda run_dir, role: [RunStoreWriter(run_dir), console])
+    if stop.event.is_set():
+        raise typer.Exit(stop.exit_code)
+    print(f"teacher: {source.run_id if source is not None and source.run_id else 'none needed'}")
+
+
+def headless_console():  # noqa: ANN201 - kdtui.console.HeadlessConsole, imported lazily
     from kdtui.console import HeadlessConsole
+
+    return HeadlessConsole()
+
+
+def say_with(console, colour: str = "magenta"):  # noqa: ANN001, ANN201
+    def say(text: str) -> None:
+        from rich.markup import escape
+
+        console.console.print(f"[bold {colour}]{escape(text)}[/]")
+    return say
+
+
+def run_plans(spec, plans, root: Path, stop):  # noqa: ANN001 - typed in kdtui.study.runner
     from kdtui.store import RunStoreWriter
     from kdtui.study.runner import run_study
 
-    console = HeadlessConsole()
+    console = headless_console()
 
     def sinks_for(run_dir, role: str) -> list:  # noqa: ANN001
         return [RunStoreWriter(run_dir), console]
 
-    def say(text: str) -> None:
-        from rich.markup import escape
-
-        console.console.print(f"[bold magenta]{escape(text)}[/]")
-
-    def notify(text: str) -> None:
-        from rich.markup import escape
-
-        console.console.print(f"[bold cyan]{escape(text)}[/]")
-
-    return run_study(spec, plans, root, sinks_for=sinks_for, stop_event=stop.event, say=say, notify=notify)
+    return run_study(spec, plans, root, sinks_for=sinks_for, stop_event=stop.event,
+                     say=say_with(console), notify=say_with(console, "cyan"))
 
 
 def dry_run_listing(spec, plans, root: Path) -> str:  # noqa: ANN001

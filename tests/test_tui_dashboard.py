@@ -359,6 +359,8 @@ def test_escape_returns_from_a_dashboard_opened_from_the_runs_viewer(tmp_path):
 class FakeLaunch:
     """A launch of the app whose child trains ``run`` (never started: nothing trains)."""
 
+    command = "run"
+
     def __init__(self, run: Path | None = None) -> None:
         self.run = run
         self.returncode = None

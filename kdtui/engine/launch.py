@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +27,8 @@ from kdtui.config import RunConfig, load_config, model_independent_keys
 from kdtui import events as ev
 from kdtui.errors import KdtuiError
 from kdtui.losses import LOSSES
-from kdtui.store import RunDir, check_resumable, create_run, resolve_run, training_lock
+from kdtui.store import (RunDir, check_resumable, create_run, resolve_run, starting_summary,
+                         training_lock)
 
 SinksFor = Callable[[RunDir, str], list[ev.Sink]]
 Notify = Callable[[str], None]
@@ -51,8 +53,7 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
     Returns a new, resolved config (``cfg`` is left as it was): the teacher is named by its
     concrete run id or file, so the run's config.yaml reproduces exactly this run."""
     from kdtui.data import build_data
-    from kdtui.engine.distributed import current_world, from_main
-    from kdtui.engine.teacher import find_teacher, load_teacher
+    from kdtui.engine.teacher import load_teacher
     from kdtui.engine.trainer import resolve_device
 
     import torch
@@ -64,24 +65,82 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
         build_model(cfg.student.arch, num_classes=10)
     data = build_data(cfg.data, seed=cfg.train.seed)
     teacher = teacher_id = None
-    if cfg.teacher is not None and any(LOSSES.get(name).needs_teacher for name in cfg.active_losses):
-        teacher_cfg = teacher_preset_config(cfg, overrides) if cfg.teacher.checkpoint == "auto" else None
-        # Under torchrun rank 0 looks, so every rank takes (or trains) the same teacher.
-        source = from_main(current_world(), lambda: find_teacher(
-            cfg.teacher, root, teacher_cfg.to_dict() if teacher_cfg else None))
-        if source is None:
-            assert teacher_cfg is not None
-            source = train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
-        elif teacher_cfg is not None:
-            accuracy = source.best_test_acc
-            notify(f"Teacher: run {source.run_id} of preset {teacher_cfg.preset!r}"
-                   + (f" (best test accuracy {accuracy:.2f}%)." if accuracy is not None else "."))
+    source = ensure_teacher(cfg, root, overrides, notify, sinks_for, stop_event)
+    if source is not None:
+        assert cfg.teacher is not None
         teacher = load_teacher(source, data.num_classes)
         teacher_id = source.run_id
         cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(
             cfg.teacher, arch=source.arch,
             checkpoint=source.run_id or source.reference or str(source.checkpoint)))
     return Prepared(cfg, data, teacher, teacher_id)
+
+
+def missing_teacher(cfg: RunConfig, root: Path, overrides: Overrides = ()) -> RunConfig | None:
+    """The teacher preset's config that starting ``cfg`` would train first ('auto' and no
+    finished run of it in ``root``); None when there is nothing to train. A parallel study
+    trains these once, before its points fan out."""
+    from kdtui.engine.teacher import find_teacher
+
+    if cfg.teacher is None or cfg.teacher.checkpoint != "auto" or not any(
+            LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+        return None
+    teacher_cfg = teacher_preset_config(cfg, overrides)
+    return teacher_cfg if find_teacher(cfg.teacher, root, teacher_cfg.to_dict()) is None else None
+
+
+def ensure_teacher(cfg: RunConfig, root: Path, overrides: Overrides = (), notify: Notify = print,
+                   sinks_for: SinksFor | None = None, stop_event: threading.Event | None = None):
+    """The teacher ``cfg`` distils from (a ``TeacherSource``), training it first when 'auto'
+    finds no finished run of its preset; None when no active loss needs a teacher."""
+    from kdtui.engine.distributed import current_world, from_main
+    from kdtui.engine.teacher import find_teacher
+
+    if cfg.teacher is None or not any(LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+        return None
+    teacher_cfg = teacher_preset_config(cfg, overrides) if cfg.teacher.checkpoint == "auto" else None
+    # Under torchrun rank 0 looks, so every rank takes (or trains) the same teacher.
+    world = current_world()
+    source = from_main(world, lambda: find_teacher(
+        cfg.teacher, root, teacher_cfg.to_dict() if teacher_cfg else None))
+    if source is None:
+        assert teacher_cfg is not None
+        if world.size > 1:  # all ranks train it together; the claim below is per process
+            return train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
+        return train_teacher_once(cfg, teacher_cfg, root, overrides, notify, sinks_for, stop_event)
+    if teacher_cfg is not None:
+        accuracy = source.best_test_acc
+        notify(f"Teacher: run {source.run_id} of preset {teacher_cfg.preset!r}"
+               + (f" (best test accuracy {accuracy:.2f}%)." if accuracy is not None else "."))
+    return source
+
+
+def train_teacher_once(cfg: RunConfig, teacher_cfg: RunConfig, root: Path, overrides: Overrides,
+                       notify: Notify, sinks_for: SinksFor | None, stop_event: threading.Event | None):
+    """Train the 'auto' teacher unless another process sharing the runs folder is training
+    it now (a parallel study's points, two sweeps): then wait for it and take its run."""
+    from kdtui.engine.teacher import find_teacher
+    from kdtui.store import claim
+
+    assert cfg.teacher is not None
+    waiting = False
+    while True:
+        with claim(root, f"teacher {cfg.teacher.preset}") as mine:
+            if mine:
+                source = find_teacher(cfg.teacher, root, teacher_cfg.to_dict())  # trained meanwhile?
+                if source is not None:
+                    notify(f"Teacher: run {source.run_id} of preset {teacher_cfg.preset!r}, "
+                           "trained by another process.")
+                    return source
+                return train_teacher_first(cfg, teacher_cfg, root, overrides, notify, sinks_for,
+                                           stop_event)
+        if stop_event is not None and stop_event.is_set():
+            raise KdtuiError("Stopped while waiting for the teacher another process trains.")
+        if not waiting:
+            waiting = True
+            notify(f"The teacher preset {cfg.teacher.preset!r} is being trained by another "
+                   "process sharing this runs folder; waiting for it.")
+        time.sleep(1.0)
 
 
 def inherited(overrides: Overrides) -> Overrides:
@@ -141,10 +200,11 @@ def start_run(cfg: RunConfig, root: Path, *, name: str | None = None,
     trainer = Trainer(prepared.cfg, prepared.data, teacher=prepared.teacher,
                       teacher_id=prepared.teacher_id, sinks=[], stop_event=stop_event,
                       study=study)
-    run = from_main(world, lambda: create_run(root, name or cfg.preset))
+    # The folder appears with its config and a "starting" summary naming its study point, so
+    # a kill before training writes anything leaves a run a sweep resumes, not a stray folder.
+    run = from_main(world, lambda: create_run(root, name or cfg.preset, config=prepared.cfg.to_dict(),
+                                              summary=starting_summary(study)))
     with training_lock(run) if world.is_main else contextlib.nullcontext():
-        if world.is_main:
-            run.write_config(prepared.cfg.to_dict())
         trainer.sinks = sinks_for(run, role) if sinks_for and world.is_main else []
         ended = trainer.fit(run)
     barrier(world)  # rank 0's last checkpoint and summary are written before anyone reads them

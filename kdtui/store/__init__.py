@@ -29,17 +29,17 @@ from kdtui.store.catalogue import (RunRow, check_deletable, check_resumable, del
 from kdtui.store.folders import (RUN_ID, RUN_NAME, RunDir, atomic_write_bytes, atomic_write_text,
                                  check_run_name, create_run, iter_runs, read_jsonl, resolve_run,
                                  runs_root)
-from kdtui.store.liveness import (RESUMABLE, effective_status, process_alive, process_start_ticks,
-                                  training_lock, writer_alive)
+from kdtui.store.liveness import (LIVE, RESUMABLE, claim, effective_status, process_alive,
+                                  process_start_ticks, training_lock, writer_alive)
 from kdtui.store.records import (EpochRecord, RunDescription, StepRecord, StudyRecord, Summary,
                                  describe_config, method_label)
-from kdtui.store.writer import RunStoreWriter
+from kdtui.store.writer import RunStoreWriter, starting_summary
 
 __all__ = [
-    "RESUMABLE", "RUN_ID", "RUN_NAME", "EpochRecord", "RunDescription", "RunDir", "RunRow",
+    "LIVE", "RESUMABLE", "RUN_ID", "RUN_NAME", "EpochRecord", "RunDescription", "RunDir", "RunRow",
     "RunStoreWriter", "StepRecord", "StudyRecord", "Summary", "atomic_write_bytes", "atomic_write_text",
-    "check_deletable", "check_resumable", "check_run_name", "create_run", "delete_run",
+    "check_deletable", "check_resumable", "claim", "check_run_name", "create_run", "delete_run",
     "describe_config", "effective_status", "iter_runs", "list_run_rows", "method_label",
     "process_alive", "process_start_ticks", "read_jsonl", "read_run_row", "resolve_run",
-    "runs_root", "training_lock", "writer_alive",
+    "runs_root", "starting_summary", "training_lock", "writer_alive",
 ]

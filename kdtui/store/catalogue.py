@@ -21,7 +21,7 @@ from typing import Any
 from kdtui.errors import KdtuiError
 from kdtui.store.export import flatten
 from kdtui.store.folders import RUN_ID, RunDir, iter_runs
-from kdtui.store.liveness import effective_status, writer_alive
+from kdtui.store.liveness import LIVE, effective_status, writer_alive
 from kdtui.store.records import (STEP_LINE_PREFIX, EpochRecord, RunDescription, Summary, describe_config,
                                  parse_line)
 
@@ -199,7 +199,7 @@ def check_deletable(root: Path, run: RunDir) -> None:
         raise KdtuiError(f"{run.path} is not a run folder of {root}; kdtui only deletes "
                          "run folders inside the runs folder (see --runs-dir).")
     summary = run.summary() or Summary()
-    if effective_status(summary) == "running":  # here and alive, or on another machine
+    if effective_status(summary) in LIVE:  # here and alive, or on another machine
         raise KdtuiError(f"Run {run.id} is still running (process {summary.pid} on "
                          f"{summary.host}); stop it "
                          "first (Ctrl-C, or kill -TERM), then delete it.")

@@ -21,11 +21,14 @@ Usage::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -232,27 +235,49 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(record_line(r) for r in kept))
 
 
-def create_run(root: Path, name: str) -> RunDir:
-    """A new, empty run folder ``<timestamp>-<name>``; never reuses an existing one."""
+def create_run(root: Path, name: str, *, config: dict[str, Any] | None = None,
+               summary: Summary | None = None) -> RunDir:
+    """A new run folder ``<timestamp>-<name>``; never reuses an existing one.
+
+    The folder appears whole: it is made under a hidden name with its ``checkpoints/`` and the
+    given ``config.yaml`` and ``summary.json``, then renamed into place. So a process killed
+    at any moment never leaves a run folder without the record it was created with (a
+    study's point, say), and renaming a non-empty folder cannot replace another one."""
     check_run_name(name)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KdtuiError(f"Cannot create the runs folder {root}: {exc.strerror}. Choose another "
                          "with --runs-dir or KDTUI_RUNS_DIR.") from None
+    try:
+        # A dot-name: never listed as a run (nor left behind, unless the process is killed
+        # in these milliseconds). mkdir, not mkdtemp: the usual permissions, not 0700.
+        staged = root / f".creating-{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        staged.mkdir()
+        (staged / "checkpoints").mkdir()
+    except OSError as exc:
+        raise KdtuiError(f"Cannot create a run folder in {root}: {exc.strerror}. Choose another "
+                         "runs folder with --runs-dir or KDTUI_RUNS_DIR.") from None
+    if config is not None:
+        RunDir(staged).write_config(config)
+    if summary is not None:
+        RunDir(staged).write_summary(summary)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
         path = root / f"{stamp}-{name}{suffix}"
-        try:
-            path.mkdir()  # exclusive: two runs started in the same second get distinct folders
-        except FileExistsError:
+        if path.exists():
             continue
-        except OSError as exc:
+        try:
+            os.rename(staged, path)  # fails on an existing non-empty folder: two runs started
+        except OSError as exc:       # in the same second get distinct folders
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                continue
+            shutil.rmtree(staged, ignore_errors=True)
             raise KdtuiError(f"Cannot create a run folder in {root}: {exc.strerror}. Choose "
                              "another runs folder with --runs-dir or KDTUI_RUNS_DIR.") from None
-        (path / "checkpoints").mkdir()
         return RunDir(path)
+    shutil.rmtree(staged, ignore_errors=True)
     raise KdtuiError(f"Could not find a free run folder name for {name!r} in {root}.")
 
 

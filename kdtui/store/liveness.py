@@ -54,9 +54,15 @@ def process_alive(pid: object, host: object, started: object = None) -> bool:
     return pid != os.getpid()
 
 
+# Written by a live process: "starting" is the summary a run folder is created with
+# (kdtui.store.writer.starting_summary), "running" the one training keeps up to date.
+LIVE = ("running", "starting")
+
+
 def writer_alive(summary: Summary | None) -> bool:
-    """Whether a run's summary says "running" and the process that wrote it still runs here."""
-    return summary is not None and summary.status == "running" and process_alive(
+    """Whether a run's summary says "running" (or "starting") and the process that wrote it
+    still runs here."""
+    return summary is not None and summary.status in LIVE and process_alive(
         summary.pid, summary.host, summary.pid_start)
 
 
@@ -87,9 +93,33 @@ def effective_status(summary: Summary | None, has_config: bool = True) -> str:
     if summary is None:
         return "starting" if has_config else "broken"
     status = summary.status or "unknown"
-    if status == "running":
+    if status in LIVE:
         if summary.host not in (None, socket.gethostname()):
-            return "running"  # another machine: cannot check, trust the file
+            return status  # another machine: cannot check, trust the file
         if not writer_alive(summary):
-            return "crashed"
+            return "crashed"  # killed before (or while) training: resumes like "stopped"
     return status
+
+
+@contextmanager
+def claim(root: Path, key: str) -> Iterator[bool]:
+    """Held while this process works on ``key`` (a study's point, a teacher being trained), so
+    that two processes sharing a runs folder never both do it; yields False, holding nothing,
+    when another process has it now. The lock files live in ``<root>/.locks`` (a dot-folder,
+    never a run) and are released when the process ends, however it ends."""
+    import fcntl
+    import hashlib
+
+    folder = root / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+    handle = (folder / f"{digest}.lock").open("a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        handle.close()

@@ -20,6 +20,14 @@ from kdtui.store.liveness import process_start_ticks
 from kdtui.store.records import EpochRecord, StepRecord, Summary, describe_config
 
 
+def starting_summary(study: dict | None = None) -> Summary:
+    """The summary a run folder is created with (:func:`kdtui.store.create_run`), before
+    training writes its own: "starting", by this process (so a kill now reads as "crashed",
+    not as a run starting forever), and the study point the run is, if any."""
+    return Summary(status="starting", pid=os.getpid(), host=socket.gethostname(),
+                   pid_start=process_start_ticks(os.getpid()), study=study)
+
+
 class RunStoreWriter:
     """Event sink: ``writer(event)`` appends to / replaces the run's record files."""
 

@@ -23,7 +23,7 @@ from typing import Callable
 
 from kdtui.errors import KdtuiError
 from kdtui.overrides import parse_override
-from kdtui.store import RESUMABLE, RunDir, effective_status, iter_runs
+from kdtui.store import LIVE, RESUMABLE, RunDir, claim, effective_status, iter_runs
 from kdtui.study.expand import StudyRun, comparable, point_key
 from kdtui.study.spec import StudySpec
 
@@ -55,7 +55,7 @@ def plan_study(spec: StudySpec, runs: list[StudyRun], root: Path) -> list[Planne
             if comparable(folder.read_config()) != run.expected:
                 plan.ignored.append(folder.id)
                 continue
-            rank = {"finished": 3, "running": 2}.get(status, 1 if status in RESUMABLE else 0)
+            rank = 3 if status == "finished" else 2 if status in LIVE else 1 if status in RESUMABLE else 0
             current = {DONE: 3, BUSY: 2, RESUME: 1}.get(plan.action, 0)
             if rank > current:   # a finished run wins, then a live one, then the newest resumable
                 plan.action = {3: DONE, 2: BUSY, 1: RESUME}[rank]
@@ -84,9 +84,6 @@ def run_study(spec: StudySpec, plans: list[Planned], root: Path, *,
     """Run (or resume) every planned run that is not done, in order. A failing run is
     reported and the study goes on; a stop (``stop_event``, Ctrl-C) ends it. The study's
     ETA is the mean time of the runs done so far times the runs left."""
-    from kdtui import events as ev
-    from kdtui.engine.launch import resume_run, start_run
-
     outcome = Outcome()
     todo = [p for p in plans if p.action in (RUN, RESUME)]
     for plan in plans:
@@ -109,52 +106,76 @@ def run_study(spec: StudySpec, plans: list[Planned], root: Path, *,
             outcome.stopped = True
             break
         run = plan.run
-        fresh = plan_study(spec, [run], root)[0]   # another shell may have run it meanwhile
-        if fresh.action in (DONE, BUSY):
-            say(f"point {run.number}/{len(plans)}: run {fresh.existing.id if fresh.existing else '?'} "
-                f"is {fresh.status} already; skipped.")
-            outcome.skipped.append(fresh.existing.id if fresh.existing else run.name)
-            continue
-        plan = fresh if fresh.action == RESUME else plan
-        eta = (f"; study ETA {format_eta(sum(durations) / len(durations) * (len(todo) - position))}"
-               if durations else "")
-        verb = f"resuming {plan.existing.id} ({plan.status})" if plan.action == RESUME and plan.existing else f"run {run.name}"
-        say(f"point {run.number}/{len(plans)} ({run.describe()}, seed {run.seed}): {verb} "
-            f"[{position + 1} of {len(todo)} to do{eta}]")
-        began.clear()
-        try:
-            if plan.action == RESUME and plan.existing is not None:
-                folder, ended = resume_run(plan.existing.id, root, sinks_for=timed_sinks,
-                                           stop_event=stop_event, notify=notify)
-            else:
-                folder, ended = start_run(run.config, root, name=run.name, sinks_for=timed_sinks,
-                                          stop_event=stop_event, notify=notify,
-                                          overrides=tuple(parse_override(o) for o in run.overrides),
-                                          study=run.study_record(spec.name))
-        except KeyboardInterrupt:
+        # Held while this process runs the point: a second sweep of the study (or a parallel
+        # child) skips it instead of starting it too.
+        with claim(root, point_claim(spec, run)) as mine:
+            fresh = plan_study(spec, [run], root)[0]   # another shell may have run it meanwhile
+            if not mine or fresh.action in (DONE, BUSY):
+                where = (f"run {fresh.existing.id} is {fresh.status} already"
+                         if fresh.existing is not None and fresh.action in (DONE, BUSY)
+                         else "another sweep is running it now")
+                say(f"point {run.number}/{len(plans)}: {where}; skipped.")
+                outcome.skipped.append(fresh.existing.id if fresh.existing else run.name)
+                continue
+            plan = fresh if fresh.action == RESUME else plan
+            eta = (f"; study ETA {format_eta(sum(durations) / len(durations) * (len(todo) - position))}"
+                   if durations else "")
+            verb = (f"resuming {plan.existing.id} ({plan.status})" if plan.action == RESUME and plan.existing
+                    else f"run {run.name}")
+            say(f"point {run.number}/{len(plans)} ({run.describe()}, seed {run.seed}): {verb} "
+                f"[{position + 1} of {len(todo)} to do{eta}]")
+            began.clear()
+            ended = run_point(spec, plan, root, timed_sinks, stop_event, say, notify, len(plans), outcome)
+        if ended == "stopped":
             outcome.stopped = True
             break
-        except KdtuiError as exc:
-            if stop_event.is_set():
-                outcome.stopped = True
-                break
-            outcome.failed.append(f"{run.name}: {exc}")
-            say(f"point {run.number}/{len(plans)} failed: {exc}")
-            continue
-        except Exception as exc:  # a bug: report it, go on with the other points
-            if os.environ.get("KDTUI_DEBUG"):
-                raise
-            outcome.failed.append(f"{run.name}: {type(exc).__name__}: {exc}")
-            say(f"point {run.number}/{len(plans)} failed ({type(exc).__name__}: {exc}); this looks "
-                "like a bug in kdtui: the run's log.txt has the traceback, if a run folder was made.")
-            continue
-        if isinstance(ended, ev.RunFinished):
-            outcome.done.append(folder.id)
+        if ended == "done":
             durations.append(time.time() - began[-1])
-        elif isinstance(ended, ev.RunStopped) or stop_event.is_set():
-            outcome.stopped = True
-            break
-        else:
-            outcome.failed.append(f"{folder.id}: {getattr(ended, 'error', ended.status)}")
-            say(f"point {run.number}/{len(plans)} failed: run {folder.id} ended {ended.status}.")
     return outcome
+
+
+def point_claim(spec: StudySpec, run: StudyRun) -> str:
+    """The name of the lock (:func:`kdtui.store.claim`) held while a process runs ``run``."""
+    return f"study {spec.name} point {run.key}"
+
+
+def run_point(spec: StudySpec, plan: Planned, root: Path, sinks_for: Callable, stop_event: threading.Event,
+              say: Callable[[str], None], notify: Callable[[str], None], total: int,
+              outcome: Outcome) -> str:
+    """Start or resume one planned run; record it in ``outcome``; "done", "failed" or "stopped"."""
+    from kdtui import events as ev
+    from kdtui.engine.launch import resume_run, start_run
+
+    run = plan.run
+    try:
+        if plan.action == RESUME and plan.existing is not None:
+            folder, ended = resume_run(plan.existing.id, root, sinks_for=sinks_for,
+                                       stop_event=stop_event, notify=notify)
+        else:
+            folder, ended = start_run(run.config, root, name=run.name, sinks_for=sinks_for,
+                                      stop_event=stop_event, notify=notify,
+                                      overrides=tuple(parse_override(o) for o in run.overrides),
+                                      study=run.study_record(spec.name))
+    except KeyboardInterrupt:
+        return "stopped"
+    except KdtuiError as exc:
+        if stop_event.is_set():
+            return "stopped"
+        outcome.failed.append(f"{run.name}: {exc}")
+        say(f"point {run.number}/{total} failed: {exc}")
+        return "failed"
+    except Exception as exc:  # a bug: report it, go on with the other points
+        if os.environ.get("KDTUI_DEBUG"):
+            raise
+        outcome.failed.append(f"{run.name}: {type(exc).__name__}: {exc}")
+        say(f"point {run.number}/{total} failed ({type(exc).__name__}: {exc}); this looks "
+            "like a bug in kdtui: the run's log.txt has the traceback, if a run folder was made.")
+        return "failed"
+    if isinstance(ended, ev.RunFinished):
+        outcome.done.append(folder.id)
+        return "done"
+    if isinstance(ended, ev.RunStopped) or stop_event.is_set():
+        return "stopped"
+    outcome.failed.append(f"{folder.id}: {getattr(ended, 'error', ended.status)}")
+    say(f"point {run.number}/{total} failed: run {folder.id} ended {ended.status}.")
+    return "failed"

@@ -112,6 +112,20 @@ def find_study(ref: str) -> Path:
                      "studies")
 
 
+def is_study_file(path: Path) -> bool:
+    """Whether ``path`` is a study file rather than a preset: it lies in the studies folder,
+    or it is a mapping with a ``base`` and a ``grid`` or ``points`` (no preset has those)."""
+    import yaml
+
+    try:
+        if path.resolve().parent == studies_dir().resolve():
+            return True
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "base" in data and ("grid" in data or "points" in data)
+
+
 def list_studies() -> list[PresetInfo]:
     """The study files that come with kdtui (group "studies", beside the presets')."""
     import yaml

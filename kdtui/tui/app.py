@@ -29,7 +29,7 @@ from textual.screen import Screen
 
 from kdtui.errors import KdtuiError
 from kdtui.store import RunDir, resolve_run
-from kdtui.tui.messages import OpenRun, ResumeRun
+from kdtui.tui.messages import OpenRun, ResumeRun, StartStudy
 from kdtui.tui.process import Launch
 
 Start = Literal["home", "run", "watch", "runs"]
@@ -40,7 +40,7 @@ class KdtuiApp(App[None], inherit_bindings=False):
     # Every screen's stylesheet is loaded here: Textual does not load a Screen's own
     # CSS_PATH when that screen is the app's default screen.
     CSS_PATH = ["styles/app.tcss", "styles/home.tcss", "styles/dashboard.tcss", "styles/runs.tcss",
-                "styles/dialogs.tcss"]
+                "styles/studies.tcss", "styles/dialogs.tcss"]
     # Textual's own bindings (ctrl+q asks first while a run started here trains).
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False),
@@ -115,14 +115,28 @@ class KdtuiApp(App[None], inherit_bindings=False):
 
         self.push_screen(RunsScreen())
 
+    def open_studies(self, study: str | None = None, launch: Launch | None = None) -> None:
+        from kdtui.tui.screens.studies import StudiesScreen
+
+        self.push_screen(StudiesScreen(study=study, launch=launch))
+
+    def start_study(self, study_file: Path, study_id: str) -> None:
+        """Start ``kdtui sweep FILE --headless`` in a child process and follow the study."""
+        launch = Launch.start_sweep(study_file, self.runs_root)
+        self.launches.append(launch)
+        self.open_studies(study_id, launch)
+
     # --- the command palette ----------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's commands, then kdtui's key actions that can run now on this screen (and
         its focused widget), as the footer shows them: "Stop", "Weighted", "Export CSV"…"""
         yield from super().get_system_commands(screen)
-        seen = {"Quit", "Keys", "Theme", "Help"}
+        seen = {"Quit", "Keys", "Theme", "Help", "Studies"}
         where = type(screen).__name__.removesuffix("Screen").lower()
+        if where != "studies":   # from anywhere (s on home and in the runs viewer)
+            yield SystemCommand("Studies", "the studies of the runs folder: results over seeds, plot",
+                                self.open_studies)
         for active in screen.active_bindings.values():
             binding = active.binding
             title = binding.description
@@ -173,6 +187,9 @@ class KdtuiApp(App[None], inherit_bindings=False):
 
     @staticmethod
     def leave_message(live: list[Launch]) -> str:
+        if any(launch.command == "sweep" for launch in live):
+            return ("The study keeps running in the background (kdtui sweep). Follow it with: kdtui, "
+                    "then s (studies), or kdtui table --study ID.")
         ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
         if not ids:
             return "The run keeps starting in the background; `kdtui runs` will list it."
@@ -204,6 +221,12 @@ class KdtuiApp(App[None], inherit_bindings=False):
             self.resume_run(message.run)
         except (KdtuiError, OSError) as exc:
             self.notify(str(exc), title="Cannot resume", severity="error")
+
+    def on_start_study(self, message: StartStudy) -> None:
+        try:
+            self.start_study(message.path, message.study_id)
+        except OSError as exc:
+            self.notify(str(exc), title="Cannot start the study", severity="error")
 
     def action_toggle_help(self) -> None:
         """?: the keys of every screen, grouped by screen (the current one first)."""

@@ -3,8 +3,8 @@ shows goes down as attributes and method calls.
 
 * ``RunSwitched``, ``RunUpdated``, ``LaunchEnded``: the dashboard's follow worker (a thread)
   posts them to its screen; ``post_message`` is thread-safe.
-* ``OpenRun``, ``ResumeRun``: a screen asks the app to open a run's dashboard, or to resume a
-  run and watch it; the app handles them.
+* ``OpenRun``, ``ResumeRun``, ``StartStudy``: a screen asks the app to open a run's dashboard,
+  to resume a run and watch it, or to start a study and follow it; the app handles them.
 
 Usage::
 
@@ -12,6 +12,8 @@ Usage::
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from textual.message import Message
 
@@ -59,3 +61,12 @@ class ResumeRun(Message):
     def __init__(self, run: str | RunDir) -> None:
         super().__init__()
         self.run = run
+
+
+class StartStudy(Message):
+    """Start ``kdtui sweep FILE --headless`` and open the studies screen on the study."""
+
+    def __init__(self, path: Path, study_id: str) -> None:
+        super().__init__()
+        self.path = path
+        self.study_id = study_id

@@ -36,29 +36,40 @@ def launches_dir(root: Path) -> Path:
 
 @dataclass
 class Launch:
-    """A ``kdtui run --headless`` child process started by the app."""
+    """A ``kdtui run --headless`` (or ``kdtui sweep --headless``) child process started by the app."""
 
     process: subprocess.Popen
     root: Path
     announce_path: Path
     output_path: Path
     args: list[str]
+    command: str = "run"     # or "sweep": a study, whose runs the studies screen follows
 
     @classmethod
     def start(cls, run_args: list[str], root: Path) -> "Launch":
+        return cls.spawn(["run", *run_args], root, run_args, announce=True)
+
+    @classmethod
+    def start_sweep(cls, study_file: Path, root: Path) -> "Launch":
+        """``kdtui sweep FILE --headless``: a study, its points one after another (a sweep
+        announces no run folder: the studies screen reads the study's runs from the folder)."""
+        return cls.spawn(["sweep", str(study_file)], root, [str(study_file)], announce=False)
+
+    @classmethod
+    def spawn(cls, args: list[str], root: Path, run_args: list[str], announce: bool) -> "Launch":
         folder = launches_dir(root)
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-        announce = folder / f"{stem}.runs"
+        announce_path = folder / f"{stem}.runs"
         output = folder / f"{stem}.log"
-        command = [sys.executable, "-m", "kdtui", "run", *run_args, "--headless",
-                   "--runs-dir", str(root), "--announce", str(announce)]
+        command = [sys.executable, "-m", "kdtui", *args, "--headless", "--runs-dir", str(root),
+                   *(["--announce", str(announce_path)] if announce else [])]
         with output.open("wb") as out:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the app quitting; Ctrl-C in the app is not its
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return cls(process, root, announce, output, list(run_args))
+        return cls(process, root, announce_path, output, list(run_args), args[0])
 
     def announced(self) -> list[tuple[Path, str]]:
         """(run folder, role) of each run the child has created or resumed so far, in order;

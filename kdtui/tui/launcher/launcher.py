@@ -44,6 +44,7 @@ from kdtui.presets import grouped_presets, presets_dir
 from kdtui.tui.launcher.editors import LossEditor, TeacherEditor
 from kdtui.tui.launcher.fields import ErrorLine, OptionField
 from kdtui.tui.launcher.picker import PresetPicker
+from kdtui.tui.launcher.study_start import confirm_study, is_study_file, study_outline
 from kdtui.tui.launcher.presets_io import (default_description, display_path, preset_reference, preset_save_path,
                                           write_preset)
 from kdtui.tui.launcher.save_dialog import PresetNameScreen
@@ -222,7 +223,15 @@ class Launcher(Vertical):
 
     def _preset_picked(self, path: Path | None) -> None:
         if path is not None and self.shown:
-            self.load_preset(path)
+            if is_study_file(path):   # a study is started (after a question), not edited
+                self._check_study(path)
+            else:
+                self.load_preset(path)
+
+    @work(thread=True, exclusive=True, group="launcher-study", exit_on_error=False)
+    def _check_study(self, path: Path) -> None:
+        outline = study_outline(path)   # every point validated, as the sweep will
+        self.app.call_from_thread(confirm_study, self, path, outline)
 
     def set_finished_runs(self, rows: list[RunRow]) -> None:
         """The finished runs a teacher can be chosen from (the screen loads them)."""

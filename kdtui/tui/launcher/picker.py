@@ -1,5 +1,6 @@
-"""The preset picker: a modal listing the presets by group, filtered as you type; it can also
-take the path of a .yaml file. Dismissed with the chosen preset's path, or None.
+"""The preset picker: a modal listing the presets by group, then the study files, filtered as
+you type; it can also take the path of a .yaml file. Dismissed with the chosen file's path,
+or None (the launcher starts a study file, and loads a preset).
 
 Usage::
 
@@ -21,6 +22,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from kdtui.presets import grouped_presets
+from kdtui.study.spec import study_groups
 from kdtui.tui.launcher.schema import PresetGroups
 
 
@@ -37,6 +39,7 @@ class PresetPicker(ModalScreen[Path | None]):
         super().__init__()
         self.current = current
         self.presets = presets
+        self.studies: PresetGroups = []   # read in a worker when the picker opens
         self.paths: dict[str, Path] = {}
 
     def compose(self) -> ComposeResult:
@@ -50,19 +53,20 @@ class PresetPicker(ModalScreen[Path | None]):
         if self.presets is None:
             options = self.query_one("#preset-options", OptionList)
             options.add_option(Option(Text("Reading the presets…", style="dim"), disabled=True))
-            self._read_presets()
         else:
             self._fill("")
+        self._read_presets(self.presets is None)
 
     @work(thread=True, exclusive=True, group="preset-picker", exit_on_error=False)
-    def _read_presets(self) -> None:
-        presets = grouped_presets()
+    def _read_presets(self, presets_too: bool) -> None:
+        presets = grouped_presets() if presets_too else self.presets
+        studies = study_groups()
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._presets_read, presets)
+            self.app.call_from_thread(self._presets_read, presets, studies)
 
-    def _presets_read(self, presets: PresetGroups) -> None:
+    def _presets_read(self, presets: PresetGroups, studies: PresetGroups) -> None:
         if self.is_attached:  # else dismissed meanwhile
-            self.presets = presets
+            self.presets, self.studies = presets, studies
             self._fill(self.query_one("#preset-filter", Input).value)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -79,15 +83,18 @@ class PresetPicker(ModalScreen[Path | None]):
         options.clear_options()
         self.paths.clear()
         words = pattern.lower().split()
-        for group, presets in self.presets:
+        for group, presets in [*self.presets, *self.studies]:
+            study = any(members is presets for _, members in self.studies)
             shown = [p for p in presets if all(w in f"{p.name} {p.description}".lower() for w in words)]
             if not shown:
                 continue
-            options.add_option(Option(Text(group, style="bold"), disabled=True))
+            options.add_option(Option(Text("studies (starts kdtui sweep)" if study else group, style="bold"),
+                                      disabled=True))
             for preset in shown:
-                self.paths[preset.name] = preset.path
+                key = f"study:{preset.name}" if study else preset.name   # a study may share a preset's name
+                self.paths[key] = preset.path
                 options.add_option(Option(Text.assemble(("  " + preset.name, "bold"),
-                                                        ("  " + preset.description, "dim")), id=preset.name))
+                                                        ("  " + preset.description, "dim")), id=key))
         if self.current in self.paths:
             options.highlighted = options.get_option_index(self.current)
         elif self.paths:

@@ -41,8 +41,10 @@ def groups() -> list[tuple[str, type[Screen]]]:
     from kdtui.tui.screens.dashboard import DashboardScreen
     from kdtui.tui.screens.home import HomeScreen
     from kdtui.tui.screens.runs import RunsScreen
+    from kdtui.tui.screens.studies import StudiesScreen
 
-    return [("Home (launcher)", HomeScreen), ("Dashboard", DashboardScreen), ("Runs viewer", RunsScreen)]
+    return [("Home (launcher)", HomeScreen), ("Dashboard", DashboardScreen), ("Runs viewer", RunsScreen),
+            ("Studies", StudiesScreen)]
 
 
 class HelpScreen(ModalScreen[None]):

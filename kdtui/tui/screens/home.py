@@ -43,6 +43,7 @@ class HomeScreen(Screen):
         Binding("ctrl+s", "save_preset", "Save preset"),
         Binding("ctrl+o", "pick_preset", "Preset"),
         Binding("v", "open_runs", "All runs"),
+        Binding("s", "open_studies", "Studies"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -121,3 +122,6 @@ class HomeScreen(Screen):
 
     def action_open_runs(self) -> None:
         self.app.open_runs()
+
+    def action_open_studies(self) -> None:
+        self.app.open_studies()

@@ -66,6 +66,7 @@ class RunsScreen(Screen):
         Binding("c", "config_column", "Column", show=False),
         Binding("g", "group_seeds", "Group seeds", show=False),
         Binding("a", "analyse", "Analysis", show=False),
+        Binding("s", "open_studies", "Studies", show=False),  # the footer is full; ? and the palette list it
         Binding("r,f5", "refresh", "Refresh"),
         Binding("escape", "escape", "Back", show=False),
         Binding("q", "back", "Back"),      # back one level…
@@ -249,6 +250,9 @@ class RunsScreen(Screen):
 
     def action_back(self) -> None:
         self.app.go_back()
+
+    def action_open_studies(self) -> None:
+        self.app.open_studies()
 
     def action_resume(self) -> None:
         row = self.table.highlighted()
