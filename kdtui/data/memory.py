@@ -94,3 +94,18 @@ def stratified_indices(labels: Tensor, count: int | None, seed: int) -> Tensor:
         members = members[torch.randperm(len(members), generator=generator)]
         chosen.append(members[:per_class + (1 if rank < extra else 0)].sort().values)
     return torch.cat(chosen)
+
+
+STATS_IMAGES = 2000  # normalisation statistics come from at most this many training images
+
+
+def stats_step(count: int) -> int:
+    """Take every n-th of ``count`` training images for the statistics (evenly spaced)."""
+    return max(count // STATS_IMAGES, 1)
+
+
+def channel_stats(images_u8: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N×C×H×W), on the 0…1 scale; every
+    ``stats_step(N)``-th image is used."""
+    pixels = images_u8[::stats_step(len(images_u8))].float().div(255).transpose(0, 1).flatten(1)
+    return pixels.mean(1).tolist(), pixels.std(1).clamp_min(1e-6).tolist()

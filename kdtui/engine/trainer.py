@@ -241,6 +241,8 @@ class Trainer:
                 study=self.study,
                 term_weights=self.objective.coefficients(self.epoch + 1),
             ))
+            if not self.data.prepare(self.log, self.stop_event):  # e.g. decoding a folder once
+                return self.end(ev.RunStopped, started)
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
                 self.emit(ev.TeacherEvaluated(test_acc=self.teacher_test_acc))
