@@ -62,8 +62,9 @@ class FolderBatches:
         self.source: tuple[Callable, Callable] | None = None
         self._lock = threading.Lock()
 
-    def why_not_in_memory(self) -> str | None:
-        """Why this folder cannot be served from memory (None: it can); decides what is cached."""
+    def plan_memory(self) -> str | None:
+        """Decide what to cache (whole splits when they fit the budget, else the run's subsets);
+        returns why the folder cannot be served from memory at all, or None."""
         budget_gb = self.cfg.memory_budget_gb
         if not budget_gb:
             return "data.memory_budget_gb is 0"
@@ -84,7 +85,7 @@ class FolderBatches:
         with self._lock:
             if self.source is not None:
                 return True
-            reason = self.why_not_in_memory()
+            reason = self.plan_memory()
             if reason is None:
                 try:
                     self.source = self.from_cache(log, stop)
