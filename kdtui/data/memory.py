@@ -9,6 +9,7 @@ resumed run sees the same batches.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import torch
@@ -66,18 +67,38 @@ class InMemoryLoader:
         last_start = max(len(order) - batch_size, 0)
         for start in range(0, last_start + 1, batch_size):
             idx = order[start:start + batch_size]
-            images = images_all[idx]
-            if self.augment:
-                # On the uint8 images, before normalising: the padding is black.
-                images = random_crop_flip(images, generator, self.padding)
-            images = normalise(images, mean, std).contiguous(memory_format=torch.channels_last)
+            with one_cpu_thread(device):
+                images = images_all[idx]
+                if self.augment:
+                    # On the uint8 images, before normalising: the padding is black.
+                    images = random_crop_flip(images, generator, self.padding)
+                images = normalise(images, mean, std).contiguous(memory_format=torch.channels_last)
             yield (images, labels_all[idx], idx) if with_indices else (images, labels_all[idx])
 
     def test_batches(self, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
         images_all, labels_all, mean, std = self.on(device)
         for start in range(0, len(labels_all), batch_size):
-            images = normalise(images_all[start:start + batch_size], mean, std)
-            yield images.contiguous(memory_format=torch.channels_last), labels_all[start:start + batch_size]
+            with one_cpu_thread(device):
+                images = normalise(images_all[start:start + batch_size], mean, std)
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels_all[start:start + batch_size]
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Prepare a batch on the CPU in one thread. These are small memory-bound operations
+    (a CIFAR batch is 0.4 MB) that threads do not speed up, and on shared cores each
+    parallel region waits for its slowest thread: on 2 loaded cores a batch took 10× longer
+    with 2 threads than with 1. Training keeps its threads (restored before each yield)."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def stratified_indices(labels: Tensor, count: int | None, seed: int) -> Tensor:
