@@ -118,7 +118,7 @@ class FolderBatches:
         mean, std = self.stats or channel_stats(train_x)
         mean, std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
         log(f"{self.name}: {len(train_y):,} training and {len(test_y):,} test images in memory "
-            f"({(train_x.numel() + test_x.numel()) / 1e9:.2f} GB, from the image cache)")
+            f"({(train_x.numel() + test_x.numel()) / 1e6:,.0f} MB, from the image cache)")
         train = InMemoryLoader(train_x, train_y, mean, std, augment=self.cfg.augment, seed=self.seed,
                                padding=self.padding or 0)
         test = InMemoryLoader(test_x, test_y, mean, std, augment=False, seed=self.seed)
