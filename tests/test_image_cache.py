@@ -212,3 +212,12 @@ def test_a_run_reports_the_decoding_through_its_sinks(tmp_path):
     # Level "data": the headless console prints it (it leaves out "info" lines).
     assert any(level == "data" and "decoding 18 imagefolder training images" in text for level, text in logged)
     assert isinstance(events[0], ev.RunStarted)  # the decoding shows once the run is on screen
+
+
+def test_an_unwritable_cache_folder_still_trains_from_memory(tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("KDTUI_CACHE_DIR", str(blocked))
+    bundle, log = prepared(config(make_folder(tmp_path / "data")))
+    assert "could not write the cache" in log and "in memory" in log
+    assert sum(len(y) for _, y in bundle.test_batches(4, CPU)) == 9

@@ -89,7 +89,9 @@ def _decode_chunk(paths: list[str], side: int) -> np.ndarray | tuple[str, tuple[
 
 
 def decoding_processes() -> int:
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 16))
+    """One per usable core, at most 16 (decoding small files soon waits on the disk)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 16))
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,12 @@ class ImageCache:
             finally:
                 for future in futures:
                     future.cancel()
-        self._write(images)
         log(f"decoded {total:,} {what} in {time.monotonic() - started:.1f} s")
+        try:
+            self._write(images)
+        except OSError as exc:  # a full or read-only disk costs the next start, not this run
+            log(f"could not write the cache {self.file} ({exc.strerror or exc}); the next run decodes "
+                "again. Set KDTUI_CACHE_DIR to a writable folder with room.")
         return images
 
     def _write(self, images: np.ndarray) -> None:
@@ -200,9 +206,12 @@ class ImageCache:
         self._remove_replaced()
 
     def _remember_mixed(self, mixed: MixedSizes) -> None:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        self.mixed_marker.write_text(json.dumps({"path": mixed.path, "size": list(mixed.size)}))
-        self._remove_replaced()
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            self.mixed_marker.write_text(json.dumps({"path": mixed.path, "size": list(mixed.size)}))
+            self._remove_replaced()
+        except OSError:
+            pass  # only a shortcut for the next run
 
     def _remove_replaced(self) -> None:
         """Whole-folder caches and markers of the same folder under another key (its files
