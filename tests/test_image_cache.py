@@ -15,7 +15,7 @@ from PIL import Image
 
 from kdtui.config import DataConfig
 from kdtui.data import build_data
-from kdtui.data.image_cache import ImageCache, cache_root
+from kdtui.data.image_cache import MAGIC, ImageCache, cache_root
 from test_data import chi_square, crop_parameters, denormalise, position_image
 
 CPU = torch.device("cpu")
@@ -85,7 +85,7 @@ def test_a_changed_file_rebuilds_the_cache_and_drops_the_old_one(tmp_path):
     assert len(after) == 2 and len(set(after) - set(before)) == 1
 
 
-@pytest.mark.parametrize("damage", ["flip a pixel byte", "truncate", "garbage header"])
+@pytest.mark.parametrize("damage", ["flip a pixel byte", "truncate", "garbage header", "header not an object"])
 def test_a_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
     root = make_folder(tmp_path / "data")
     prepared(config(root))
@@ -95,6 +95,8 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
         data[-5] ^= 0xFF
     elif damage == "truncate":
         data = data[:len(data) // 2]
+    elif damage == "header not an object":
+        data = bytearray(MAGIC + (3).to_bytes(8, "little") + b"[1]")
     else:
         data[:16] = b"\0" * 16
     test_cache.write_bytes(bytes(data))

@@ -142,7 +142,7 @@ class ImageCache:
                 if f.read(len(MAGIC)) != MAGIC:
                     return None
                 header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-                if header.get("key") != self.key or tuple(header.get("shape", ())) != self.shape:
+                if not isinstance(header, dict) or header.get("key") != self.key or tuple(header.get("shape", ())) != self.shape:
                     return None
                 pixels = np.fromfile(f, dtype=np.uint8)
         except (OSError, ValueError):
