@@ -62,6 +62,11 @@ class DataConfig:
                            "on training images")
     num_workers: int = option(2, help="data-loading worker processes (folder datasets)", ge=0,
                               affects_model=False)
+    memory_budget_gb: float = option(
+        4.0, help="folder datasets whose images (train + test, 3 bytes a pixel) fit this many GB and "
+        "all have the network's size are decoded once into a cache ($KDTUI_CACHE_DIR, default "
+        "~/.cache/kdtui/images) and batched from memory on the training device; 0 = always read "
+        "the files with DataLoader workers", ge=0, affects_model=False)
     train_subset: int | None = option(
         None, help="use only this many training images, spread evenly over the classes (seeded by data.seed)", gt=0)
     test_subset: int | None = option(

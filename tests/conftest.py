@@ -14,10 +14,12 @@ TINY_TRAIN = {"epochs": 2, "batch_size": 32, "eval_batch_size": 96, "optimizer":
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own runs, data and settings folders; nothing touches the user's."""
+    """Every test gets its own runs, data, settings and image-cache folders; nothing touches
+    the user's."""
     monkeypatch.setenv("KDTUI_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("KDTUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("KDTUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KDTUI_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture

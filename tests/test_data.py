@@ -140,3 +140,22 @@ def test_cifar_pads_black_by_the_datasets_default_or_data_crop_padding(monkeypat
         assert dy.min() == dx.min() == 0 and dy.max() == dx.max() == 2 * padding, overrides
         black_rows = (out == 0).all(dim=1).all(dim=-1).sum(dim=-1)
         assert black_rows.max() == padding and torch.equal(black_rows, (dy - padding).abs())
+
+
+def test_cpu_batches_are_prepared_in_one_thread_and_training_keeps_its_threads(monkeypatch):
+    import kdtui.data.memory as memory
+
+    seen = []
+    original = memory.normalise
+    monkeypatch.setattr(memory, "normalise", lambda *a: seen.append(torch.get_num_threads()) or original(*a))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        data = loader(n=40)
+        for _ in data.train_batches(8, 1, torch.device("cpu")):
+            assert torch.get_num_threads() == 2  # what the training step between batches gets
+        for _ in data.test_batches(8, torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1] * 10

@@ -35,3 +35,7 @@ class DataBundle:
     class_names: list[str]
     # The training labels in index order (what `indices` point into); None if unknown.
     train_labels: Tensor | None = None
+    # (log, stop_event) -> False if stopped: one-time work before the first batch (decoding
+    # an image folder into the cache), reporting progress through ``log``. The trainer calls
+    # it once its sinks listen; the batch methods do it themselves, silently, if not.
+    prepare: Callable[..., bool] = lambda log=None, stop=None: True

@@ -1,8 +1,10 @@
 """Image-folder datasets: CINIC-10, Tiny-ImageNet, ImageNet and any ImageFolder tree.
 
-Images are decoded with PIL in DataLoader worker processes and augmented per image with
-torchvision transforms; shuffling and worker seeds derive from (seed, epoch), so a
-resumed run sees the same batches. Every layout problem is a :class:`DataError` naming
+Small images that fit ``data.memory_budget_gb`` are decoded once into the image cache and
+batched from memory on the training device (:mod:`kdtui.data.folder_memory`); the others
+are decoded with PIL in DataLoader worker processes and augmented per image with
+torchvision transforms. Either way shuffling and augmentation derive from (seed, epoch),
+so a resumed run sees the same batches. Every layout problem is a :class:`DataError` naming
 the folder and what was expected there.
 
 Usage::
@@ -21,7 +23,9 @@ from torch import Tensor
 
 from kdtui.data.base import DataBundle
 from kdtui.data.info import DataOptions, DatasetInfo, crop_padding, data_root
-from kdtui.data.memory import stratified_indices
+from kdtui.data.folder_memory import FolderBatches, FolderSplit
+from kdtui.data.image_cache import ignore_stop_signals
+from kdtui.data.memory import channel_stats, stats_step, stratified_indices
 from kdtui.data.shard import Shard, ShardedBatches
 from kdtui.errors import DataError
 
@@ -110,13 +114,6 @@ def scan_tiny_imagenet_val(folder: Path, classes: list[str], layout: Layout) -> 
     return samples
 
 
-def stratified_subset(samples: list[tuple[Path, int]], count: int | None, seed: int
-                      ) -> list[tuple[Path, int]]:
-    """``count`` samples spread evenly over the classes (seeded), or all of them."""
-    labels = torch.tensor([label for _, label in samples])
-    return [samples[i] for i in stratified_indices(labels, count, seed).tolist()]
-
-
 class ImageFiles(torch.utils.data.Dataset):
     def __init__(self, samples: list[tuple[Path, int]], transform) -> None:
         self.samples, self.transform = samples, transform
@@ -162,14 +159,13 @@ def _image_size(path: Path) -> int:
 
 
 def _channel_stats(samples: list[tuple[Path, int]], size: int) -> tuple[list[float], list[float]]:
-    """Mean/std per channel over up to 2,000 training images (evenly spaced)."""
+    """Mean/std per channel over up to 2,000 training images (evenly spaced), as the
+    in-memory path computes them from its cache."""
     from torchvision.transforms import v2
 
-    prepare = v2.Compose([v2.Resize((size, size)), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    step = max(len(samples) // 2000, 1)
-    pixels = [prepare(open_rgb(path)).flatten(1) for path, _ in samples[::step]]
-    stacked = torch.cat(pixels, dim=1)
-    return stacked.mean(1).tolist(), stacked.std(1).clamp_min(1e-6).tolist()
+    prepare = v2.Compose([v2.Resize((size, size)), v2.ToImage()])
+    chosen = samples[::stats_step(len(samples))]
+    return channel_stats(torch.stack([prepare(open_rgb(path)) for path, _ in chosen]))
 
 
 def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: DatasetInfo) -> DataBundle:
@@ -179,22 +175,45 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
                         f"{layout.hint[1:]}, with ROOT = data.root (--set data.root=/path/to/{layout.name}).")
     train_dir = root / (cfg.train_folder or _first_existing(root, layout.train, layout))
     test_dir = root / (cfg.test_folder or _first_existing(root, layout.test, layout))
-    train, classes = scan_class_folders(train_dir, layout)
+    train_all, classes = scan_class_folders(train_dir, layout)
     if layout.name == "tiny_imagenet" and (test_dir / "val_annotations.txt").exists():
-        test = scan_tiny_imagenet_val(test_dir, classes, layout)
+        test_all = scan_tiny_imagenet_val(test_dir, classes, layout)
+        test_dir = test_dir / "images"
     else:
-        test, test_classes = scan_class_folders(test_dir, layout)
+        test_all, test_classes = scan_class_folders(test_dir, layout)
         if test_classes != classes:
             missing = sorted(set(classes) ^ set(test_classes))[:5]
             raise DataError(f"{layout.name}: {train_dir} and {test_dir} hold different class folders "
                             f"(e.g. {', '.join(missing)}); both must have the same classes.")
-    train = stratified_subset(train, cfg.train_subset, seed=cfg.seed)
-    test = stratified_subset(test, cfg.test_subset, seed=cfg.seed + 1)
+    train_split = FolderSplit(train_dir, train_all, _stratified_positions(train_all, cfg.train_subset, cfg.seed))
+    test_split = FolderSplit(test_dir, test_all, _stratified_positions(test_all, cfg.test_subset, cfg.seed + 1))
+    train, test = train_split.kept, test_split.kept
     size = cfg.image_size or info.image_size or _image_size(train[0][0])
-    mean, std = (layout.mean, layout.std) if layout.mean else _channel_stats(train, size)
+    stats = (layout.mean, layout.std) if layout.mean else None
     if cfg.mean is not None and cfg.std is not None:
-        mean, std = cfg.mean, cfg.std
-    train_tf, test_tf = _transforms(size, mean, std, cfg.augment, crop_padding(cfg, info))
+        stats = (cfg.mean, cfg.std)
+    padding = crop_padding(cfg, info)
+
+    def dataloader_path(stats: tuple | None) -> tuple:
+        mean, std = stats or _channel_stats(train, size)
+        return dataloader_batches(cfg, seed, train, test, size, mean, std, padding)
+
+    batches = FolderBatches(layout.name, train_split, test_split, size, stats, cfg, seed, padding,
+                            dataloader_path)
+    return DataBundle(name=layout.name, num_classes=len(classes), image_size=size,
+                      train_size=len(train), test_size=len(test), train_batches=batches.train_batches,
+                      test_batches=batches.test_batches, class_names=classes,
+                      train_labels=torch.tensor([label for _, label in train]), prepare=batches.prepare)
+
+
+def _stratified_positions(samples: list[tuple[Path, int]], count: int | None, seed: int) -> Tensor:
+    return stratified_indices(torch.tensor([label for _, label in samples]), count, seed)
+
+
+def dataloader_batches(cfg: DataOptions, seed: int, train: list[tuple[Path, int]], test: list[tuple[Path, int]],
+                       size: int, mean, std, padding: int | None) -> tuple:
+    """(train_batches, test_batches) decoding and augmenting each image in DataLoader workers."""
+    train_tf, test_tf = _transforms(size, mean, std, cfg.augment, padding)
     train_set, test_set = ImageFiles(train, train_tf), ImageFiles(test, test_tf)
 
     def loader(dataset, batch_size: int, shuffle: bool, epoch: int, device: torch.device, drop_last: bool):
@@ -202,7 +221,7 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
         return torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last and len(dataset) > batch_size,
             num_workers=cfg.num_workers, generator=generator, pin_memory=device.type == "cuda",
-            persistent_workers=False)
+            persistent_workers=False, worker_init_fn=_worker_init if cfg.num_workers else None)
 
     def train_batches(batch_size: int, epoch: int, device: torch.device,
                       with_indices: bool = False, shard: Shard = Shard()) -> Iterator[tuple[Tensor, ...]]:
@@ -211,6 +230,7 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
             batches = torch.utils.data.DataLoader(
                 train_set, batch_sampler=ShardedBatches(len(train_set), batch_size, seed * 100_003 + epoch, shard),
                 num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                worker_init_fn=_worker_init if cfg.num_workers else None,
                 generator=torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + shard.rank))
         for images, labels, indices in batches:
             batch = (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
@@ -225,10 +245,11 @@ def build_folder_dataset(cfg: DataOptions, seed: int, layout: Layout, info: Data
             yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                    labels.to(device, non_blocking=True))
 
-    return DataBundle(name=layout.name, num_classes=len(classes), image_size=size,
-                      train_size=len(train), test_size=len(test), train_batches=train_batches,
-                      test_batches=test_batches, class_names=classes,
-                      train_labels=torch.tensor([label for _, label in train]))
+    return train_batches, test_batches
+
+
+def _worker_init(worker_id: int) -> None:
+    ignore_stop_signals()
 
 
 def _first_existing(root: Path, names: tuple[str, ...], layout: Layout) -> str:

@@ -276,6 +276,10 @@ class Trainer:
                 term_weights=self.objective.coefficients(self.epoch + 1),
                 world_size=self.world.size,
             ))
+            # One-time data work (decoding an image folder into the cache), its progress at
+            # level "data", which the console prints and the app's log panel shows.
+            if not self.data.prepare(lambda text: self.log(text, level="data"), self.stop_event):
+                return self.end(ev.RunStopped, started)
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
                 self.emit(ev.TeacherEvaluated(test_acc=self.teacher_test_acc))
