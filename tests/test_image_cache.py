@@ -223,3 +223,21 @@ def test_an_unwritable_cache_folder_still_trains_from_memory(tmp_path, monkeypat
     bundle, log = prepared(config(make_folder(tmp_path / "data")))
     assert "could not write the cache" in log and "in memory" in log
     assert sum(len(y) for _, y in bundle.test_batches(4, CPU)) == 9
+
+
+def test_cached_folder_batches_are_shared_out_over_torchrun_ranks(tmp_path):
+    """Under torchrun the trainer passes shard=Shard(rank, world): the ranks' shares of a step
+    join up to the one-process batch, and every test image is on exactly one rank."""
+    from kdtui.data.shard import Shard
+
+    bundle, _ = prepared(config(make_folder(tmp_path / "data")))
+    whole = list(bundle.train_batches(6, 1, CPU, with_indices=True))
+    shares = [list(bundle.train_batches(6, 1, CPU, with_indices=True, shard=Shard(rank, 2)))
+              for rank in range(2)]
+    assert len(whole) == len(shares[0]) == len(shares[1]) == 3
+    for step, batch in enumerate(whole):
+        for part in range(3):
+            assert torch.equal(torch.cat([shares[0][step][part], shares[1][step][part]]), batch[part])
+    tested = [n for rank in range(2) for x, _ in bundle.test_batches(4, CPU, shard=Shard(rank, 2))
+              for n in numbers(x)]
+    assert sorted(tested) == [50, 51, 52, 150, 151, 152, 250, 251, 252]
