@@ -17,6 +17,7 @@ work on a shared machine disturbs far less; on an idle machine with one thread t
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/loss_cost.py --steps 20 --batch-size 128
+    OMP_NUM_THREADS=1 python benchmarks/loss_cost.py --steps 20 --compile   # train.compile
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--student", default="wrn_16_1")
     parser.add_argument("--teacher", default="wrn_16_3")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the networks and loss methods, as train.compile does "
+                             "(compilation happens in the warm-up steps)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -62,6 +66,9 @@ def main() -> None:
     images = torch.randn(args.batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (args.batch_size,))
     objectives = {name: build_objective(spec) for name, spec in OBJECTIVES.items()}
+    if args.compile:
+        for module in [student, teacher, *(m for o in objectives.values() for m in o.methods.values())]:
+            module.compile()
 
     def step(objective: Objective) -> tuple[float, float]:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -101,7 +108,8 @@ def main() -> None:
             loss_times[name].append(loss_only(objective))
 
     print(f"{args.teacher} → {args.student}, batch {args.batch_size}, 32×32, "
-          f"{torch.get_num_threads()} thread(s), medians of {args.steps} steps")
+          f"{torch.get_num_threads()} thread(s), medians of {args.steps} steps"
+          + (", compiled" if args.compile else ""))
     for clock, which in (("wall", 0), ("CPU", 1)):
         base_step = statistics.median(t[which] for t in step_times["KD only"])
         base_loss = statistics.median(t[which] for t in loss_times["KD only"])

@@ -24,9 +24,11 @@ def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 
     image (uniform over 0..2·padding in each axis), and flip half of the images horizontally."""
     n, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-    flip = torch.rand(n, generator=generator).to(images.device) < 0.5
+    # Drawn on the host (the seeded CPU generator); copied without waiting for the device,
+    # so a GPU step never stalls on them (from pageable memory that copy is still safe).
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device, non_blocking=True)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device, non_blocking=True)
+    flip = torch.rand(n, generator=generator).to(images.device, non_blocking=True) < 0.5
     rows = dy[:, None] + torch.arange(h, device=images.device)[None, :]           # n × h
     cols = torch.arange(w, device=images.device)[None, :].expand(n, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]           # n × w
