@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -56,8 +57,14 @@ def headless(preset: str, root: Path, overrides: list[str]) -> tuple[float, floa
     return max(s["ended_at"] for s in done) - start, sum(s["wall_time_s"] for s in done)
 
 
+# A tmux server of this benchmark's own: a session of a server someone else started would
+# take that server's environment (another PYTHONPATH, another kdtui) instead of this one's.
+TMUX_SOCKET = f"kdtui-bench-{os.getpid()}"
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["tmux", "-L", TMUX_SOCKET, *args], check=True, capture_output=True,
+                          text=True).stdout
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -94,7 +101,7 @@ def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int],
         elapsed = max(s["ended_at"] for s in ended) - start
         return elapsed, sum(s["wall_time_s"] for s in ended), latencies
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", TMUX_SOCKET, "kill-server"], capture_output=True)
 
 
 def press_and_wait(session: str, timeout: float = 5.0) -> float:

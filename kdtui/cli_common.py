@@ -30,6 +30,7 @@ def interactive() -> bool:
 
 def open_app(root: Path, **kwargs: object) -> None:
     from kdtui.tui.app import KdtuiApp
+    from kdtui.tui.priority import lower_app_priority
     from kdtui.tui.process import launches_dir
 
     try:  # the app writes launch logs here: an unwritable runs folder is an error now
@@ -38,6 +39,9 @@ def open_app(root: Path, **kwargs: object) -> None:
         raise KdtuiError(f"Cannot use the runs folder {root}: {exc.strerror}. Choose another with "
                          "--runs-dir or KDTUI_RUNS_DIR.") from None
     app = KdtuiApp(root, **kwargs)  # type: ignore[arg-type]
+    # Drawing waits behind the runs the app starts (they keep this priority): on a machine
+    # with few cores a watched run then trains as fast as a headless one.
+    lower_app_priority()
     app.run()
     if app.return_code:
         raise typer.Exit(app.return_code)

@@ -135,6 +135,10 @@ class TrainConfig:
     deterministic: bool = option(False, help="deterministic algorithms only (same seed, same "
                                  "numbers; slower on GPU); off: cudnn.benchmark picks the fastest "
                                  "kernels", affects_model=False)
+    compile: bool = option(False, help="torch.compile the student, the teacher and the loss "
+                           "methods: the first steps wait for compilation (tens of seconds, more "
+                           "on a CPU), later steps can be faster; pays mostly on GPU, "
+                           "benchmark before turning it on", affects_model=False)
 
 
 @dataclass

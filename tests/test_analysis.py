@@ -100,7 +100,7 @@ def test_positive_and_negative_maps_are_the_amd_loss_maps():
     torch.testing.assert_close(stages[0].student_positive, _positive_map(pooled)[:, 0])
     torch.testing.assert_close(stages[1].teacher_positive, _positive_map(teacher[1])[:, 0])
     qp, qn = positive_negative(teacher[0])
-    torch.testing.assert_close(qn.flatten(1) * 64.0, _angular_maps(qp[:, None], 1.35, 64.0)["N"])
+    torch.testing.assert_close(qn.flatten(1) * 64.0, _angular_maps(qp[:, None], 1.35, 64.0)[2])  # G, zp, zn
     # The loss's P and N terms, recomputed from these maps, are the loss's own numbers.
     n = lambda x: F.normalize(x.flatten(1), dim=1, eps=1e-12)  # noqa: E731
     terms = amd_terms(student, teacher, margin=1.35, scale=64.0)

@@ -351,10 +351,14 @@ def test_amd_local_odd_sizes_use_integer_division_quadrants():
     teacher = _feats(14, [(2, 4, 7, 7), (2, 2, 5, 9)])
     got = amd_terms(student, teacher, local=True)
     _assert_close_ref(got, ref_amd(student, teacher, local=True))
-    from kdtui.losses.amd import _quadrants
+    from kdtui.losses.amd import _quadrant_blocks
 
-    sizes = [tuple(q.shape[-2:]) for q in _quadrants(torch.zeros(1, 1, 7, 7))]
-    assert sizes == [(3, 3), (3, 4), (4, 3), (4, 4)]
+    positions = torch.arange(1.0, 50.0).view(7, 7)   # 1…49, no zero: padding shows as 0
+    blocks = _quadrant_blocks(positions.flatten()[None], 7, 7)[0]
+    assert blocks.ne(0).sum(dim=-1).tolist() == [9, 12, 12, 16]   # 3×3, 3×4, 4×3, 4×4
+    cuts = [positions[:3, :3], positions[:3, 3:], positions[3:, :3], positions[3:, 3:]]
+    for block, cut in zip(blocks, cuts):
+        assert sorted(block[block != 0].tolist()) == sorted(cut.flatten().tolist())
 
 
 @pytest.mark.parametrize("size", [(2, 2), (3, 3), (3, 8), (8, 2)])
@@ -549,3 +553,46 @@ def test_kd_options():
     with pytest.raises(ConfigError):
         build(KDOptions, {"temperature": 0}, where="loss.kd")
     assert build(KDOptions, {"temperature": 16, "weight": 0.3}, where="loss.kd").temperature == 16.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_amd_angular_maps_value_and_gradient_equal_autograd_of_the_formula(dtype):
+    """The written-out gradient of G, zp, zn is autograd's through acos/cos/logaddexp,
+    including Qp at the clamp (0 and 1: no gradient through zp there) and a one-hot row
+    (zp ≫ zn, where G is tiny)."""
+    from kdtui.losses.amd import _angular_maps
+
+    g = torch.Generator().manual_seed(30)
+    qp = torch.rand(3, 1, 4, 4, generator=g, dtype=dtype)
+    qp[1] = 0.0
+    qp[1, 0, 0, 0] = 1.0                      # one-hot: Qp = 1 at one cell, 0 elsewhere
+    qp[2, 0, 0, :2] = torch.tensor([1e-9, 0.999999], dtype=dtype)
+    weights = torch.randn(3, 3, 16, generator=g, dtype=dtype)
+
+    def reference(q):
+        q = q.flatten(1)
+        zp = 64.0 * torch.cos(1.35 * torch.acos(q.clamp(-1 + 1e-7, 1 - 1e-7)))
+        zn = 64.0 * (1.0 - q)
+        return torch.stack((-torch.logaddexp(torch.zeros_like(zp), zn - zp), zp, zn))
+
+    got_in, want_in = qp.clone().requires_grad_(True), qp.clone().requires_grad_(True)
+    got, want = _angular_maps(got_in, 1.35, 64.0), reference(want_in)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got, want, **tol)
+    (got * weights).sum().backward()
+    (want * weights).sum().backward()
+    torch.testing.assert_close(got_in.grad, want_in.grad, **tol)
+    # The one-hot row's tiny G keeps its digits (no cancellation of two ≈64-sized numbers).
+    assert got[0, 1, 0].item() == pytest.approx(want[0, 1, 0].item(), rel=1e-4)
+    assert got[0, 1, 0].item() < 0
+
+
+def test_amd_positive_map_gradient_passes_gradcheck():
+    """q = Σ_c F² has its gradient written out (2·F·∂q); gradcheck compares it with finite
+    differences, on a channels-last map as the engine gives it."""
+    from kdtui.losses.amd import _positive_map
+
+    g = torch.Generator().manual_seed(31)
+    feat = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    feat = feat.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(_positive_map, (feat,))

@@ -107,7 +107,7 @@ def test_model_independent_keys_are_the_options_marked_so():
     assert model_independent_keys() == {
         "preset", "description", "data.root", "data.download", "data.num_workers",
         "train.device", "train.amp", "train.log_every", "train.eval_batch_size", "train.nan_skip_limit",
-        "train.deterministic"}
+        "train.deterministic", "train.compile"}
     resolved = load_config(data=STUDENT).to_dict()
     for key in model_independent_keys():
         section, _, name = key.rpartition(".")

@@ -38,7 +38,10 @@ def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 
     ``draws``: the images' offsets and flips when drawn for a larger batch (a rank's share)."""
     n, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy, dx, flip = (t.to(images.device) for t in (draws or crop_flip_draws(n, generator, padding)))
+    # Drawn on the host (the seeded CPU generator); copied without waiting for the device,
+    # so a GPU step never stalls on them (from pageable memory that copy is still safe).
+    dy, dx, flip = (t.to(images.device, non_blocking=True)
+                    for t in (draws or crop_flip_draws(n, generator, padding)))
     rows = dy[:, None] + torch.arange(h, device=images.device)[None, :]           # n × h
     cols = torch.arange(w, device=images.device)[None, :].expand(n, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]           # n × w

@@ -46,7 +46,8 @@ def mix_batch(images: Tensor, labels: Tensor, *, mixup_alpha: float, cutmix_alph
     alpha = cutmix_alpha if use_cutmix else mixup_alpha
     lam = rng.betavariate(alpha, alpha)
     generator = torch.Generator().manual_seed(rng.getrandbits(63))
-    perm = torch.randperm(len(labels), generator=generator).to(images.device)
+    # No wait for the device on the copy (see data.memory.random_crop_flip).
+    perm = torch.randperm(len(labels), generator=generator).to(images.device, non_blocking=True)
     partner = images[perm]
     if use_cutmix:
         height, width = images.shape[-2:]

@@ -36,6 +36,10 @@ class FrozenTeacher:
     def parameters(self):  # for counting only; these never reach an optimiser
         return self._model.parameters()
 
+    def compile(self) -> None:
+        """torch.compile the network's forward in place (train.compile)."""
+        self._model.compile()
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         return self._model(images)

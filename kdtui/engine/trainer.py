@@ -121,6 +121,8 @@ class Trainer:
         self.teacher_needed = self.teacher is not None and any(
             method.needs_teacher for method in self.objective.methods.values())
         self.setup_objective()
+        if cfg.train.compile:
+            self.compile_modules()
         self.optimizer = build_optimizer(
             cfg.train, list(self.student.parameters()) + list(self.objective.parameters()))
         # DDP averages the student's gradients; those of learned loss modules (FitNet's
@@ -160,6 +162,16 @@ class Trainer:
                 self.objective.setup_data(dry, self.data.train_labels)
                 self.objective(dry)
         self.student.train()
+
+    def compile_modules(self) -> None:
+        """train.compile: compile the forward of the student, the teacher and each loss method
+        in place (``nn.Module.compile``: state_dict keys, checkpoints and the optimiser see the
+        same modules). Compilation happens at the first step; the dry run above stays eager."""
+        self.student.compile()
+        if self.teacher is not None:
+            self.teacher.compile()
+        for method in self.objective.methods.values():
+            method.compile()
 
     # -- events -----------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:

@@ -40,56 +40,142 @@ ROW_EPS = 1e-12  # n(x) = x / max(‖x‖, 1e-12): F.normalize, as the authors' 
 LOCAL_MIN_SIZE = 4  # g+l: each quadrant must be at least 2×2
 ACOS_EPS = 1e-7  # keeps arccos (and its gradient) finite at ±1 (spec: ε ≈ 1e-7)
 GLOBAL_WEIGHT, LOCAL_WEIGHT = 0.8, 0.2  # the paper's global : local = 8 : 2
+EXP_FLOOR = 87.0  # e^−87 ≈ 1.6e-38: still a normal float32
+
+
+class _ChannelSumOfSquares(torch.autograd.Function):
+    """q = Σ_c F_c² (B×1×H×W) as one fused reduction (vector_norm², about half the time of
+    F·F then a sum over the largest tensors AMD reads: the teacher's feature maps), with the
+    gradient 2·F·∂q written out (one pass instead of autograd's three)."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor) -> Tensor:
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(feat)
+        return torch.linalg.vector_norm(feat, dim=1, keepdim=True).square_()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (feat,) = ctx.saved_tensors
+        return feat * (2.0 * grad)
 
 
 def _positive_map(feat: Tensor) -> Tensor:
     """Qp = q / (‖q‖₂ + eps), q = Σ_c F_c² (d = 2), norm over each sample's H×W: B×1×H×W."""
-    q = feat.pow(2).sum(dim=1, keepdim=True)
+    q = _ChannelSumOfSquares.apply(feat)
     # vector_norm's backward is defined (0) at an all-zero row; sqrt(sum(x²)) would give NaN.
     norm = torch.linalg.vector_norm(q.flatten(1), dim=1).view(-1, 1, 1, 1)
     return q / (norm + NORM_EPS)
 
 
-def _angular_maps(qp_map: Tensor, margin: float, scale: float) -> dict[str, Tensor]:
-    """Step 2: G, zp, zn (each B×(h·w)) from a positive map B×1×h×w, keyed by term name."""
-    qp = qp_map.flatten(1)
-    theta = torch.acos(qp.clamp(-1.0 + ACOS_EPS, 1.0 - ACOS_EPS))
-    zp = scale * torch.cos(margin * theta)
-    zn = scale * (1.0 - qp)
-    # G = zp − logaddexp(zp, zn), written as −logaddexp(0, zn − zp): the same value, but
-    # without cancelling two ≈64-sized numbers when zp ≫ zn (G ≈ −e^(zn−zp) would round to a
-    # multiple of float32's ulp at 64, which matters once a row of G is that small).
-    # logaddexp, not log(exp + exp): e^64 overflows half precision.
-    g = -torch.logaddexp(torch.zeros_like(zp), zn - zp)
-    return {"A": g, "P": zp, "N": zn}
+def _log1p(y: Tensor) -> Tensor:
+    """log(1 + y), accurate for tiny y (Goldberg's trick, with the fast vectorised log):
+    PyTorch's log1p and logaddexp are scalar loops on a CPU, several times slower."""
+    u = 1.0 + y
+    return torch.where(u == 1.0, y, torch.log(u) * (y / (u - 1.0)))
+
+
+class _AngularMaps(torch.autograd.Function):
+    """G, zp, zn from the positive map, with the gradient written out: the same numbers as
+    autograd through acos/cos/logaddexp, in a third of the elementwise passes (this is
+    most of what AMD costs a CPU step).
+
+    zp = s·cos(m·θ), θ = acos(clamp(Qp)); zn = s·(1 − Qp); d = zn − zp;
+    G = −softplus(d) = −(max(d, 0) + log1p(e^−|d|)) (never cancels two ≈64-sized numbers,
+    so G ≈ −e^(zn−zp) keeps its digits when zp ≫ zn; nothing overflows).
+    Gradient: dzp/dQp = s·m·sin(m·θ)/sin θ (0 where the clamp holds), dzn/dQp = −s,
+    dG/dd = −sigmoid(d).
+    """
+
+    @staticmethod
+    def forward(ctx, qp: Tensor, margin: float, scale: float) -> Tensor:
+        clamped = qp.clamp(-1.0 + ACOS_EPS, 1.0 - ACOS_EPS)
+        m_theta = margin * torch.acos(clamped)
+        zp = scale * torch.cos(m_theta)
+        zn = scale * (1.0 - qp)
+        d = zn - zp
+        # e^−|d|, kept above float32's smallest normal number: subnormal results make exp
+        # many times slower on a CPU, and log1p of either is far below d's last digit.
+        small = torch.exp(-d.abs().clamp_max_(EXP_FLOOR))
+        g = -(d.clamp_min(0.0) + _log1p(small))
+        if ctx.needs_input_grad[0]:
+            inside = (qp >= -1.0 + ACOS_EPS) & (qp <= 1.0 - ACOS_EPS)
+            dzp = (scale * margin) * torch.sin(m_theta) / torch.sqrt(1.0 - clamped * clamped)
+            # sigmoid(d) = 1 / (1 + e^−d) for d ≥ 0, e^d / (1 + e^d) otherwise: from e^−|d|.
+            sig = torch.where(d >= 0, 1.0, small) / (1.0 + small)
+            ctx.save_for_backward(torch.where(inside, dzp, 0.0), sig)
+            ctx.scale = scale
+        return torch.stack((g, zp, zn))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        dzp, sig = ctx.saved_tensors
+        grad_g, grad_zp, grad_zn = grad
+        # dG/dQp = −sigmoid(d)·(dzn/dQp − dzp/dQp) = sigmoid(d)·(s + dzp/dQp)
+        grad_qp = grad_zp * dzp - ctx.scale * grad_zn + grad_g * sig * (ctx.scale + dzp)
+        return grad_qp, None, None
+
+
+def _angular_maps(qp_map: Tensor, margin: float, scale: float) -> Tensor:
+    """Step 2: G, zp, zn stacked (3×B×(h·w), in the order of ``TERMS``) from a positive
+    map B×1×h×w: one tensor, so every later step is one operation for the three terms."""
+    return _AngularMaps.apply(qp_map.flatten(1), margin, scale)
 
 
 def _row_normalise(x: Tensor) -> Tensor:
-    """n(x): each row over h·w divided by max(‖x‖, 1e-12), i.e. ``F.normalize(x, dim=1)``.
+    """n(x): each row over h·w (the last dimension) divided by max(‖x‖, 1e-12), i.e.
+    ``F.normalize(x, dim=-1)``.
 
     The authors' code normalises G, zp and zn this way; an added eps (x / (‖x‖ + 1e-6))
     would shrink rows whose norm is small (small scale s, or a map with one cell).
     """
-    return F.normalize(x, p=2.0, dim=1, eps=ROW_EPS)
+    return F.normalize(x, p=2.0, dim=-1, eps=ROW_EPS)
 
 
-def _pair_terms(qs: Tensor, qt: Tensor, margin: float, scale: float) -> dict[str, Tensor]:
-    """Step 3 for one (sub)map: A, P, N as MSEs (mean over B × h·w) of row-normalised maps."""
+def _quadrant_blocks(x: Tensor, h: int, w: int) -> Tensor:
+    """(…, h·w) maps → (…, 4, ⌈h/2⌉·⌈w/2⌉): the four quadrants, top-left, top-right,
+    bottom-left, bottom-right, as rows of one tensor (a reshape: no loop over quadrants).
+
+    Split at h//2, w//2: on odd sizes the bottom/right quadrants get the extra row/column
+    (7×7 → 3×3, 3×4, 4×3, 4×4), so every position belongs to exactly one quadrant; the
+    smaller quadrants are padded with zeros, which change no norm and no squared difference.
+    """
+    lead = x.shape[:-1]
+    x = x.reshape(*lead, h, w)
+    top, left = h // 2, w // 2
+    if h % 2:  # a zero row ends the top half, which is then as tall as the bottom one
+        x = torch.cat((x[..., :top, :], x.new_zeros(*lead, 1, w), x[..., top:, :]), dim=-2)
+    if w % 2:
+        x = torch.cat((x[..., :left], x.new_zeros(*lead, x.shape[-2], 1), x[..., left:]), dim=-1)
+    half_h, half_w = h - top, w - left
+    x = x.reshape(*lead, 2, half_h, 2, half_w).transpose(-3, -2)
+    return x.reshape(*lead, 4, half_h * half_w)
+
+
+def _pair_terms(qs: Tensor, qt: Tensor, margin: float, scale: float, local: bool) -> Tensor:
+    """Step 3 for one layer pair: A, P, N (a tensor of 3, in the order of ``TERMS``) as MSEs
+    of the row-normalised maps (mean over B × h·w); with ``local``, 0.8 × that + 0.2 × the
+    mean over the four quadrants of the same MSE taken on each quadrant, normalised on its own.
+
+    The angular maps are elementwise in Qp, so a quadrant's maps are the cut-out part of the
+    whole map's: they are computed once, and the teacher's without autograd.
+    """
     student = _angular_maps(qs, margin, scale)
     with torch.no_grad():
         teacher = _angular_maps(qt, margin, scale)
-        teacher = {k: _row_normalise(v) for k, v in teacher.items()}
-    return {k: F.mse_loss(_row_normalise(student[k]), teacher[k]) for k in TERMS}
-
-
-def _quadrants(q: Tensor) -> list[Tensor]:
-    """Top-left, top-right, bottom-left, bottom-right; split at H//2, W//2.
-
-    On odd sizes the bottom/right quadrants get the extra row/column (7×7 → 3×3, 3×4,
-    4×3, 4×4), so every position belongs to exactly one quadrant.
-    """
-    h2, w2 = q.shape[-2] // 2, q.shape[-1] // 2
-    return [q[..., :h2, :w2], q[..., :h2, w2:], q[..., h2:, :w2], q[..., h2:, w2:]]
+        teacher_global = _row_normalise(teacher)
+    terms = (_row_normalise(student) - teacher_global).square().mean(dim=(1, 2))
+    if not local:
+        return terms
+    h, w = qs.shape[-2:]
+    with torch.no_grad():
+        teacher_local = _row_normalise(_quadrant_blocks(teacher, h, w))
+        # Positions per quadrant, counted on the device (no host-to-device copy in the step).
+        sizes = _quadrant_blocks(qs.new_ones(1, h * w), h, w).sum(dim=-1)          # 1×4
+    squared = (_row_normalise(_quadrant_blocks(student, h, w)) - teacher_local).square()
+    # Each quadrant's MSE: its squared differences summed, over B × its size.
+    per_quadrant = squared.sum(dim=(1, 3)) / (qs.shape[0] * sizes)                # 3×4
+    return GLOBAL_WEIGHT * terms + LOCAL_WEIGHT * per_quadrant.mean(dim=1)
 
 
 def amd_terms(
@@ -111,7 +197,7 @@ def amd_terms(
     pairs = select_pairs("AMD", student_feats, teacher_feats, None)
 
     margin, scale = float(margin), float(scale)
-    totals = {k: pairs[0][0].new_zeros((), dtype=torch.float32) for k in TERMS}
+    total = pairs[0][0].new_zeros(len(TERMS), dtype=torch.float32)
     # float32 throughout, autocast off: s = 64 puts e^64 and 1 − 1e-7 out of reach of bf16/fp16.
     with torch.autocast(device_type=pairs[0][0].device.type, enabled=False):
         for index, (fs, ft) in enumerate(pairs):
@@ -147,20 +233,9 @@ def amd_terms(
                         f"networks whose feature maps are at least {LOCAL_MIN_SIZE}×"
                         f"{LOCAL_MIN_SIZE} (larger input images)."
                     )
-            pair = _pair_terms(qs, qt, margin, scale)
-            if local:
-                quads = [
-                    _pair_terms(q_s, q_t, margin, scale)
-                    for q_s, q_t in zip(_quadrants(qs), _quadrants(qt))
-                ]
-                pair = {
-                    k: GLOBAL_WEIGHT * pair[k]
-                    + LOCAL_WEIGHT * torch.stack([quad[k] for quad in quads]).mean()
-                    for k in TERMS
-                }
-            for k in TERMS:
-                totals[k] = totals[k] + pair[k]
-    return {k: v / len(pairs) for k, v in totals.items()}
+            pair = _pair_terms(qs, qt, margin, scale, local)
+            total = total + pair
+    return dict(zip(TERMS, total / len(pairs)))
 
 
 @dataclass

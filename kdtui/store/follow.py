@@ -136,7 +136,10 @@ class RunHistory:
                 index = len(self.step_x)
                 self.step_x.append(record.global_step)
                 for name, value in record.loss.items():
-                    self.step_loss.setdefault(name, [math.nan] * index).append(value)
+                    series = self.step_loss.get(name)
+                    if series is None:  # a term first seen now: NaN for the steps before
+                        series = self.step_loss[name] = [math.nan] * index
+                    series.append(value)
                 for series in self.step_loss.values():
                     if len(series) < index + 1:
                         series.append(math.nan)

@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -29,10 +30,11 @@ R = TypeVar("R", bound="Record")
 STEP_LINE_PREFIX = '{"event": "step"'
 
 
+_NUMBER_TYPES = (int, float)  # exact types: a bool (an int subclass) is not a number here
+
+
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return float(value) if type(value) in _NUMBER_TYPES else None
 
 
 def _whole(value: Any) -> int | None:
@@ -47,7 +49,7 @@ def _losses(value: Any) -> dict[str, float]:
     """Loss terms by name; a value that is not a number is kept as NaN (it was written as one)."""
     if not isinstance(value, dict):
         return {}
-    return {str(k): (_number(v) if _number(v) is not None else math.nan) for k, v in value.items()}
+    return {str(k): float(v) if type(v) in _NUMBER_TYPES else math.nan for k, v in value.items()}
 
 
 def _texts(value: Any) -> list[str]:
@@ -67,6 +69,14 @@ _READERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+@functools.cache
+def _field_readers(cls: type) -> dict[str, tuple[Callable[[Any], Any], bool]]:
+    """Each field's reader and whether None is a value it may take, worked out once per
+    class (a long run's metrics.jsonl is 100,000 lines of the same few classes)."""
+    return {item.name: (_READERS[str(item.type)], "None" in str(item.type))
+            for item in dataclasses.fields(cls) if item.name != "extra"}
+
+
 class Record:
     """Tolerant ``from_dict``/``to_dict`` for the record dataclasses below."""
 
@@ -74,17 +84,14 @@ class Record:
     def from_dict(cls: type[R], data: Any) -> R:
         data = data if isinstance(data, dict) else {}
         values: dict[str, Any] = {}
-        names = set()
-        for item in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if item.name == "extra":
-                continue
-            names.add(item.name)
-            if item.name in data:
-                value = _READERS[str(item.type)](data[item.name])
-                if value is not None or "None" in str(item.type):
-                    values[item.name] = value
+        readers = _field_readers(cls)
+        for name, (read, none_allowed) in readers.items():
+            if name in data:
+                value = read(data[name])
+                if value is not None or none_allowed:
+                    values[name] = value
         record = cls(**values)
-        record.extra = {k: v for k, v in data.items() if k not in names and k != "event"}  # type: ignore[attr-defined]
+        record.extra = {k: v for k, v in data.items() if k not in readers and k != "event"}  # type: ignore[attr-defined]
         return record
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kdtui.store import Summary, writer_alive
 from kdtui.store.announce import read_announcements
+from kdtui.tui.priority import spawn
 
 
 def launches_dir(root: Path) -> Path:
@@ -65,10 +66,12 @@ class Launch:
         command = [sys.executable, "-m", "kdtui", *args, "--headless", "--runs-dir", str(root),
                    *(["--announce", str(announce_path)] if announce else [])]
         with output.open("wb") as out:
-            process = subprocess.Popen(
+            # Started on the spawner thread: the run trains at the priority the app started
+            # with, not the lower one the app draws at (see kdtui.tui.priority).
+            process = spawn(lambda: subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the app quitting; Ctrl-C in the app is not its
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}))
         return cls(process, root, announce_path, output, list(run_args), args[0])
 
     def announced(self) -> list[tuple[Path, str]]:
