@@ -105,7 +105,7 @@ def test_crop_padding_default_and_override():
 
 def test_model_independent_keys_are_the_options_marked_so():
     assert model_independent_keys() == {
-        "preset", "description", "data.root", "data.download", "data.num_workers",
+        "preset", "description", "data.root", "data.download", "data.num_workers", "data.memory_budget_gb",
         "train.device", "train.amp", "train.log_every", "train.eval_batch_size", "train.nan_skip_limit",
         "train.deterministic", "train.compile"}
     resolved = load_config(data=STUDENT).to_dict()
