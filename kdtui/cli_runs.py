@@ -155,6 +155,7 @@ def runs_ls(
     shown = dict(LS_COLUMNS)
     if groups is not None:
         shown["best"] = ("best % (mean ± std)", lambda r: _mean_std(groups[r.id]), None)
+        shown["final"] = ("final % (mean)", shown["final"][1], None)
         shown["n"] = ("n", lambda r: str(groups[r.id].n), None)
     for name in config_keys:
         shown[name] = (name, lambda r, name=name: _config_text(r.config().get(name)), None)

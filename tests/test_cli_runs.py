@@ -88,14 +88,15 @@ def test_show_prints_unicode_as_is(tmp_path):
     assert result.exit_code == 0 and "→ student —" in result.output and "\\u2014" not in result.output
 
 
-def make_run(root, run_id, *, lr=0.05, amd=5000, seed=0, best=70.0, status="finished"):
+def make_run(root, run_id, *, lr=0.05, amd=5000, seed=0, best=70.0, status="finished", final=None):
     config = {**LONG_METHOD_CONFIG, "loss": {"ce": {"weight": 0.1}, "amd": {"weight": amd}},
               "train": {"epochs": 240, "lr": lr, "seed": seed, "device": "cpu"}}
     run = RunDir(root / run_id)
     run.path.mkdir(parents=True)
     run.write_config(config)
     run.write_summary(Summary(status=status, epochs=240, epochs_done=240, best_test_acc=best,
-                              final_test_acc=best, describe=describe_config(config).to_dict()))
+                              final_test_acc=best if final is None else final,
+                              describe=describe_config(config).to_dict()))
     return run
 
 
@@ -185,7 +186,7 @@ def test_config_columns(tmp_path):
 
 def test_group_seeds_mean_and_sample_std(tmp_path):
     for index, (seed, best) in enumerate([(0, 70.0), (1, 72.0), (2, 74.0)]):
-        make_run(tmp_path, f"20261128-10150{index}-amd_s{seed}", seed=seed, best=best)
+        make_run(tmp_path, f"20261128-10150{index}-amd_s{seed}", seed=seed, best=best, final=best - 1 - index)
     make_run(tmp_path, "20261128-101505-other", amd=1000, best=60.0)            # another config
     make_run(tmp_path, "20261128-101506-live", best=10.0, status="stopped")    # not finished
     records = json.loads(ls(tmp_path, "--group-seeds", "--format", "json", "--sort", "best"))
@@ -195,3 +196,6 @@ def test_group_seeds_mean_and_sample_std(tmp_path):
     assert records[1]["id"] == "20261128-101505-other" and records[1]["best_test_acc_std"] is None
     table = ls(tmp_path, "--group-seeds", "--sort", "best")
     assert "72.00 ± 2.00" in table.splitlines()[1] and table.splitlines()[1].split()[-1] == "3"
+    # final accuracy is the group's mean too (69, 70, 71), never the newest seed's alone (71)
+    assert records[0]["final_test_acc"] == 70.0 and "final % (mean)" in table.splitlines()[0]
+    assert " 70.00 " in table.splitlines()[1]

@@ -235,9 +235,11 @@ class SeedGroup:
 
     @property
     def row(self) -> RunRow:
-        """The newest run, its best accuracy replaced by the group's mean: what is listed,
-        sorted and opened for the group."""
-        return dataclasses.replace(self.rows[0], best_acc=self.mean)
+        """The newest run, its best and final accuracies replaced by the group's means: what
+        is listed, sorted and opened for the group (never one seed's number beside a mean)."""
+        finals = [row.final_acc for row in self.rows]
+        final = None if None in finals else statistics.fmean(finals)  # type: ignore[arg-type]
+        return dataclasses.replace(self.rows[0], best_acc=self.mean, final_acc=final)
 
 
 def result_of_row(row: RunRow) -> RunResult:
