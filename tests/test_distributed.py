@@ -371,6 +371,20 @@ def collective_checks(rank: int, world: int, init_file: str, results: str) -> No
         ddp.check_launch("cpu", 64, True, me)
     except KdtuiError as exc:
         out["sync_bn"] = str(exc)
+    # One-time data work (the image cache): rank 0 first, then the others; a stop on rank 0
+    # is every rank's answer, and the others then do not start.
+    order = Path(f"{results}.order")
+
+    def work() -> bool:
+        with order.open("a") as log:
+            log.write(f"start {rank}\n")
+        time.sleep(0.3 if rank == 0 else 0.0)
+        with order.open("a") as log:
+            log.write(f"end {rank}\n")
+        return True
+
+    out["main_first"] = ddp.main_first(me, work)
+    out["main_first_stopped"] = ddp.main_first(me, lambda: rank != 0 and work())
     dist.destroy_process_group()
     Path(f"{results}.{rank}").write_text(json.dumps(out))
 
@@ -393,6 +407,9 @@ def test_memories_gradients_and_configs_agree_across_processes(tmp_path: Path):
     assert ranks[0]["launch"].startswith("Process 1: train.batch_size: 63 is the global batch")
     assert ranks[1]["launch"].startswith("train.batch_size: 63 is the global batch")
     assert ranks[0]["sync_bn"] == ranks[1]["sync_bn"] == SYNC_BN_NEEDS_CUDA
+    assert Path(f"{results}.order").read_text().split("\n")[:-1] == ["start 0", "end 0", "start 1", "end 1"]
+    assert [out["main_first"] for out in ranks] == [True, True]
+    assert [out["main_first_stopped"] for out in ranks] == [False, False]
 
 
 def test_runs_show_says_how_many_processes_trained_the_run(tmp_path: Path):

@@ -190,6 +190,17 @@ def all_ranks_agree(flag: Tensor, world: World) -> bool:
     return bool(flag)
 
 
+def main_first(world: World, work: Callable[[], bool]) -> bool:
+    """``work()`` on rank 0 and, once it has succeeded there, on the other ranks, which then
+    find what rank 0 made (the image cache) instead of making it again at the same time.
+    False on every rank when it returned False (stopped) on any."""
+    if world.size <= 1:
+        return work()
+    if not all_ranks_agree(torch.tensor(work() if world.is_main else True), world):
+        return False
+    return all_ranks_agree(torch.tensor(True if world.is_main else work()), world)
+
+
 def from_main(world: World, make: Callable[[], T]) -> T:
     """``make()`` run on rank 0 and its value handed to every rank (picklable values). A
     KdtuiError on rank 0 is raised on every rank, so all ranks stop with the same message."""

@@ -289,8 +289,10 @@ class Trainer:
                 world_size=self.world.size,
             ))
             # One-time data work (decoding an image folder into the cache), its progress at
-            # level "data", which the console prints and the app's log panel shows.
-            if not self.data.prepare(lambda text: self.log(text, level="data"), self.stop_event):
+            # level "data", which the console prints and the app's log panel shows; under
+            # torchrun rank 0 decodes and the others then load its cache.
+            if not ddp.main_first(self.world, lambda: self.data.prepare(
+                    lambda text: self.log(text, level="data"), self.stop_event)):
                 return self.end(ev.RunStopped, started)
             if self.teacher is not None and self.teacher_test_acc is None:
                 self.teacher_test_acc = self.evaluate(self.teacher)
