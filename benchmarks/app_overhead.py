@@ -74,9 +74,12 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int], presses: int,
-           expected_runs: int, latency_only: bool = False) -> tuple[float, float, list[float]]:
+           expected_runs: int, latency_only: bool = False
+           ) -> tuple[float, float, list[float], tuple[float, float]]:
     session = f"kdtui-bench-{time.monotonic_ns()}"
-    command = " ".join([sys.executable, "-m", "kdtui", "run", preset, "--runs-dir", str(root), *overrides])
+    # exec: the pane's process is the app itself, whose CPU time is read at the end.
+    command = " ".join(["exec", sys.executable, "-m", "kdtui", "run", preset, "--runs-dir", str(root),
+                        *overrides])
     start = time.time()
     tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
     latencies: list[float] = []
@@ -97,11 +100,23 @@ def in_app(preset: str, root: Path, overrides: list[str], size: tuple[int, int],
             else:
                 time.sleep(0.5)
         if latency_only:
-            return time.time() - start, math.nan, latencies
+            return time.time() - start, math.nan, latencies, (math.nan, math.nan)
         elapsed = max(s["ended_at"] for s in ended) - start
-        return elapsed, sum(s["wall_time_s"] for s in ended), latencies
+        time.sleep(3.0)  # the app notices its child's end and reaps it: then its CPU time counts
+        return elapsed, sum(s["wall_time_s"] for s in ended), latencies, app_cpu(session)
     finally:
         subprocess.run(["tmux", "-L", TMUX_SOCKET, "kill-server"], capture_output=True)
+
+
+def app_cpu(session: str) -> tuple[float, float]:
+    """CPU seconds of the app process itself and of its ended, reaped children (the runs it
+    started, with their data workers). Their ratio bounds what drawing can take from training
+    on a machine whose cores training keeps busy, free of the minute-to-minute swings of
+    wall-time ratios on a shared machine."""
+    pid = tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")  # fields 14-17 of stat: utime stime cutime cstime
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def press_and_wait(session: str, timeout: float = 5.0) -> float:
@@ -143,17 +158,21 @@ def main() -> None:
         for repeat in range(1, args.repeats + 1):
             h_total, h_train = headless(args.preset, Path(scratch) / f"headless{repeat}", overrides)
             print(f"repeat {repeat} headless: {h_total:.1f} s to the end, trainer {h_train:.1f} s", flush=True)
-            a_total, a_train, lat = in_app(args.preset, Path(scratch) / f"app{repeat}", overrides, size,
-                                           args.presses, args.runs)
+            a_total, a_train, lat, (own, runs) = in_app(args.preset, Path(scratch) / f"app{repeat}",
+                                                        overrides, size, args.presses, args.runs)
             print(f"repeat {repeat} app:      {a_total:.1f} s to the end, trainer {a_train:.1f} s; "
+                  f"app CPU {own:.1f} s, its runs' CPU {runs:.1f} s; "
                   f"key latency ms: {' '.join(f'{1000 * v:.0f}' for v in lat)}", flush=True)
-            rows.append((h_total, h_train, a_total, a_train, lat))
+            rows.append((h_total, h_train, a_total, a_train, lat, own, runs))
     h_total = sum(r[0] for r in rows)
     a_total = sum(r[2] for r in rows)
     h_train = sum(r[1] for r in rows)
     a_train = sum(r[3] for r in rows)
     lat = [v for r in rows for v in r[4] if v == v]
     print(f"app / headless: {a_total / h_total:.3f} (time to the end), {a_train / h_train:.3f} (trainer time)")
+    own, runs = sum(r[5] for r in rows), sum(r[6] for r in rows)
+    if runs > 0:
+        print(f"app CPU / its runs' CPU: {own / runs:.3f} (app start-up included)")
     report_latency(lat)
 
 
