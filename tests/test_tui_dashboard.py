@@ -69,6 +69,13 @@ def watch_fixed_run(root: Path) -> KdtuiApp:
     return KdtuiApp(root, start="watch", run_ref=RUN_ID, poll_interval=0.05)
 
 
+async def fixed_run_shown(pilot):
+    """The dashboard screen once all six epochs of :func:`write_fixed_run`'s run are read."""
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+    return screen
+
+
 def run_app(app: KdtuiApp, scenario, size=(120, 40)):
     async def main():
         async with app.run_test(size=size) as pilot:
@@ -93,8 +100,7 @@ def test_watch_a_finished_run_shows_every_panel(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         header = str(screen.query_one("#header").render())
         assert RUN_ID in header and "finished" in header and "epoch 6/6" in header and "7:01" in header
         assert header.startswith("test 76.13% best 76.89% @5 teacher 88.00%")
@@ -117,8 +123,7 @@ def test_the_header_shows_how_many_processes_trained_a_torchrun_run(tmp_path):
     app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         assert " cpu ×4 processes " in str(screen.query_one("#header").render())
 
     run_app(app, scenario)
@@ -130,8 +135,7 @@ def test_a_run_without_summary_shows_broken_with_the_epochs_recorded(tmp_path):
     app = KdtuiApp(tmp_path, start="watch", run_ref=RUN_ID, poll_interval=0.05)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         await pilot.pause(0.1)
         screen.update_header()
         header = str(screen.query_one("#header").render())
@@ -148,8 +152,7 @@ def test_each_loss_term_has_its_own_colour(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         for key in ("e", "e"):   # the step view and the epoch view
             colours = [s.color for s in screen.query_one("#loss", SeriesPlot).spec.series]
             assert None not in colours and len(set(colours)) == len(colours) == 6
@@ -162,8 +165,7 @@ def test_the_weighted_view_plots_terms_that_add_up_to_the_total(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         loss = screen.query_one("#loss", SeriesPlot)
         await pilot.press("l", "w")                               # linear, weighted
         assert "weighted" in loss.border_title
@@ -189,8 +191,7 @@ def test_round_step_ticks_and_no_negative_zero(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         await pilot.pause(0.2)
         for key in ("", "l", "l"):                                 # auto (log10), linear, log10
             if key:
@@ -232,8 +233,7 @@ def test_loss_view_keys_switch_step_epoch_scale_and_smoothing(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         loss = screen.query_one("#loss", SeriesPlot)
         assert [s.label for s in loss.spec.series] == [*TERMS, "total"]
         assert len(loss.spec.series[0].xs) == 60 and "per step, smoothing 0.9" in loss.border_title
@@ -263,8 +263,7 @@ def test_scale_smoothing_and_weighted_view_are_remembered_across_starts(tmp_path
     from kdtui.tui.settings import settings_path
 
     async def change_view(pilot):
-        screen = pilot.app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        await fixed_run_shown(pilot)
         await pilot.press("l", "l", "right_square_bracket", "w")   # log10, smoothing 0.95, weighted
         await wait_for(pilot, lambda: settings_path().exists() and json.loads(settings_path().read_text())
                        ["dashboard"]["weighted"], 10, "the settings saved")
@@ -275,8 +274,7 @@ def test_scale_smoothing_and_weighted_view_are_remembered_across_starts(tmp_path
     assert settings_path().parent == tmp_path / "config"     # the test's, not the user's
 
     async def check_view(pilot):
-        screen = pilot.app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         loss = screen.query_one("#loss", SeriesPlot)
         assert (screen.scale, screen.smoothing, screen.weighted) == ("log10", 0.95, True)
         assert loss.border_title.endswith(", log10") and "smoothing 0.95" in loss.border_title
@@ -295,8 +293,7 @@ def test_a_corrupt_settings_file_is_ignored_with_a_warning(tmp_path):
     app.notify = lambda message, *args, **kwargs: (messages.append(message), notify(message, *args, **kwargs))
 
     async def scenario(pilot):
-        screen = pilot.app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         assert (screen.scale, screen.weighted) == ("auto", False)     # the defaults
         await pilot.press("w")
         await wait_for(pilot, lambda: settings_path().read_text().startswith("{\n"), 10, "the settings saved")
@@ -310,8 +307,7 @@ def test_zoom_to_the_last_part_of_the_x_range_and_a_cursor_reading_every_series(
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         loss = screen.query_one("#loss", SeriesPlot)
         accuracy = screen.query_one("#accuracy", SeriesPlot)
         await pilot.press("z", "z")          # the last 25% of the steps (2 … 120)
@@ -443,8 +439,7 @@ def test_the_palette_offers_the_screens_key_actions(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         commands = {c.title: c for c in app.get_system_commands(screen)}
         assert {"Stop", "Step/epoch", "Scale", "Weighted", "Resume"} <= set(commands)
         assert commands["Weighted"].help == "dashboard: key w"
@@ -591,8 +586,7 @@ def test_dashboard_stacks_panels_at_80x24(tmp_path):
     app = watch_fixed_run(tmp_path)
 
     async def scenario(pilot):
-        screen = app.screen
-        await wait_for(pilot, lambda: len(screen.history.epochs) == 6, 10, "epochs")
+        screen = await fixed_run_shown(pilot)
         assert screen.has_class("-narrow")
         assert screen.query_one("#loss").region.width >= 76   # one column (beside the scrollbar)
         await pilot.resize_terminal(160, 50)
@@ -608,7 +602,7 @@ def test_dashboard_snapshot(tmp_path, snap_compare, monkeypatch, size):
     app = watch_fixed_run(tmp_path / "runs")
 
     async def settle(pilot):
-        await wait_for(pilot, lambda: len(pilot.app.screen.history.epochs) == 6, 10, "epochs")
+        await fixed_run_shown(pilot)
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=settle)
