@@ -177,8 +177,11 @@ def test_folder_batches_carry_training_positions(tmp_path):
     assert len(next(iter(bundle.train_batches(4, 1, torch.device("cpu"))))) == 2  # unchanged by default
 
 
-def test_a_crd_run_trains_and_resumes(tiny_presets):
+def test_a_crd_run_trains_and_resumes(tiny_presets, monkeypatch):
+    """...and the resumed run scores against the memories and Z of its checkpoint, not the
+    fresh ones setup_data draws when the trainer is built."""
     from kdtui.config import load_config
+    from kdtui.engine.checkpoint import load_checkpoint
     from kdtui.engine.launch import resume_run, start_run
     from kdtui.store import RunStoreWriter, runs_root
     import threading
@@ -198,7 +201,21 @@ def test_a_crd_run_trains_and_resumes(tiny_presets):
                        sinks_for=lambda r, role: [RunStoreWriter(r)] + ([StopAfterFirstEpoch(stop)]
                                                                         if role == "student" else []))
     assert run.summary().status == "stopped" and [e.epoch for e in run.epochs()] == [1]
+    saved = load_checkpoint(run.checkpoints / "last.pt")["objective"]
+    first: dict[str, torch.Tensor] = {}
+    contrast = CRDLoss.contrast
+
+    def recording(self, v_s, v_t, indices, slots):
+        for name in ("memory_s", "memory_t", "z"):
+            first.setdefault(name, getattr(self, name).clone())
+        return contrast(self, v_s, v_t, indices, slots)
+
+    monkeypatch.setattr(CRDLoss, "contrast", recording)
     resume_run(run.id, runs_root(), notify=lambda _: None, sinks_for=lambda r, role: [RunStoreWriter(r)])
     epochs = run.epochs()
     assert [e.epoch for e in epochs] == [1, 2, 3] and run.summary().status == "finished"
     assert all(math.isfinite(e.loss["CRD"]) and e.loss["CRD"] > 0 for e in epochs)
+    for name in ("memory_s", "memory_t", "z"):
+        (key,) = [k for k in saved if k.endswith(f"crd.{name}")]
+        assert torch.equal(first[name], saved[key]), name
+    assert (first["z"] > 0).all()
