@@ -28,8 +28,9 @@ class DataBundle:
     # (batch_size, epoch, device) -> batches; epoch seeds the shuffle so resumed runs match.
     # With with_indices=True each training batch is (images, labels, indices): the samples'
     # positions in the training set (0 … train_size − 1), for methods with a per-sample
-    # memory (CRD). Under torchrun both methods also take shard=Shard(rank, world)
-    # (kdtui.data.shard): batch_size stays the global batch, each process gets its share.
+    # memory (CRD). Both methods take shard=Shard(rank, world) (kdtui.data.shard; the
+    # trainer passes Shard() in one process): batch_size stays the global batch, each
+    # process gets its share.
     train_batches: Callable[..., Batches]
     test_batches: Callable[..., Batches]  # (batch_size, device[, shard])
     class_names: list[str]

@@ -155,14 +155,25 @@ def average_gradients(parameters: list[nn.Parameter], world: World) -> None:
         offset += grad.numel()
 
 
-def broadcast_state(module: nn.Module, world: World, buffers_only: bool = False) -> None:
-    """Copy rank 0's parameters and buffers (or buffers only) to every rank."""
+def broadcast_state(module: nn.Module, world: World) -> None:
+    """Copy rank 0's parameters and buffers to every rank."""
     if world.size <= 1:
         return
-    tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
     with torch.no_grad():
-        for tensor in tensors:
+        for tensor in [*module.parameters(), *module.buffers()]:
             dist.broadcast(tensor, src=0)
+
+
+def broadcast_norm_statistics(module: nn.Module, world: World) -> None:
+    """Copy rank 0's BatchNorm running statistics to every rank: each rank updates them with
+    its own share of the batch. The other buffers (CRD's memories, ...) are equal already."""
+    if world.size <= 1:
+        return
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.modules.batchnorm._NormBase):
+                for tensor in layer.buffers(recurse=False):
+                    dist.broadcast(tensor, src=0)
 
 
 def sum_over_ranks(tensor: Tensor, world: World) -> Tensor:

@@ -76,14 +76,18 @@ def prepare(cfg: RunConfig, root: Path, overrides: Overrides = (),
     return Prepared(cfg, data, teacher, teacher_id)
 
 
+def distils(cfg: RunConfig) -> bool:
+    """Whether ``cfg`` names a teacher and an active loss uses it."""
+    return cfg.teacher is not None and any(LOSSES.get(name).needs_teacher for name in cfg.active_losses)
+
+
 def missing_teacher(cfg: RunConfig, root: Path, overrides: Overrides = ()) -> RunConfig | None:
     """The teacher preset's config that starting ``cfg`` would train first ('auto' and no
     finished run of it in ``root``); None when there is nothing to train. A parallel study
     trains these once, before its points fan out."""
     from kdtui.engine.teacher import find_teacher
 
-    if cfg.teacher is None or cfg.teacher.checkpoint != "auto" or not any(
-            LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+    if not distils(cfg) or cfg.teacher.checkpoint != "auto":
         return None
     teacher_cfg = teacher_preset_config(cfg, overrides)
     return teacher_cfg if find_teacher(cfg.teacher, root, teacher_cfg.to_dict()) is None else None
@@ -96,7 +100,7 @@ def ensure_teacher(cfg: RunConfig, root: Path, overrides: Overrides = (), notify
     from kdtui.engine.distributed import current_world, from_main
     from kdtui.engine.teacher import find_teacher
 
-    if cfg.teacher is None or not any(LOSSES.get(name).needs_teacher for name in cfg.active_losses):
+    if not distils(cfg):
         return None
     teacher_cfg = teacher_preset_config(cfg, overrides) if cfg.teacher.checkpoint == "auto" else None
     # Under torchrun rank 0 looks, so every rank takes (or trains) the same teacher.

@@ -103,7 +103,7 @@ class Trainer:
         self.device = (ddp.device_for(cfg.train.device, self.world) if self.world.active
                        else resolve_device(cfg.train.device))
         ddp.local_batch_size(cfg.train.batch_size, self.world)  # a clear error if it does not divide
-        self.shard = {"shard": self.world.shard} if self.world.active else {}
+        self.shard = self.world.shard  # Shard() (the whole batch) in one process
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.teacher_id = teacher_id
         self.study = study
@@ -243,7 +243,7 @@ class Trainer:
         number does not depend on whether the run trained with mixed precision."""
         counts = torch.zeros(2, dtype=torch.long, device=self.device)  # correct, total
         for images, labels in self.data.test_batches(self.cfg.train.eval_batch_size, self.device,
-                                                     **self.shard):
+                                                     shard=self.shard):
             with torch.autocast(self.device.type, enabled=False):
                 logits = forward(images).logits.float()
             counts[0] += (logits.argmax(1) == labels).sum()
@@ -255,8 +255,8 @@ class Trainer:
     def evaluate_student(self) -> float:
         # Each rank updated BatchNorm's running statistics (the student's, and a loss module's
         # such as FitNet's regressor) with its own share: evaluate and save rank 0's everywhere.
-        ddp.broadcast_state(self.student, self.world, buffers_only=True)
-        ddp.broadcast_state(self.objective, self.world, buffers_only=True)
+        ddp.broadcast_norm_statistics(self.student, self.world)
+        ddp.broadcast_norm_statistics(self.objective, self.world)
         self.student.eval()
         try:
             return self.evaluate(self.student)
@@ -361,7 +361,7 @@ class Trainer:
         step = 0
         with_indices = self.objective.needs_indices
         for step, batch in enumerate(self.data.train_batches(
-                cfg.batch_size, epoch, self.device, with_indices=with_indices, **self.shard), start=1):
+                cfg.batch_size, epoch, self.device, with_indices=with_indices, shard=self.shard), start=1):
             images, labels = batch[0], batch[1]
             indices = batch[2] if with_indices else None
             if self.stops.poll(self.stop_event.is_set(), self.stop_at_epoch_end.is_set()):

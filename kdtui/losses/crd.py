@@ -139,10 +139,11 @@ class CRDLoss(LossMethod):
     def sample_negatives(self, indices: Tensor) -> Tensor:
         """B×K training positions of images of other classes than each sample's, uniform."""
         labels = self.train_labels[indices]
-        others = len(self.train_labels) - self.class_size[labels]                      # B
+        size = self.class_size[labels][:, None]                                        # B×1
+        others = len(self.train_labels) - size
         draw = (torch.rand(len(indices), self.options.nce_k, device=indices.device)
-                * others[:, None]).long()                                              # B×K
-        start, size = self.class_start[labels][:, None], self.class_size[labels][:, None]
+                * others).long()                                                       # B×K
+        start = self.class_start[labels][:, None]
         return self.order[torch.where(draw < start, draw, draw + size)]
 
     def scores(self, v_s: Tensor, v_t: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
@@ -158,7 +159,7 @@ class CRDLoss(LossMethod):
         # memories stay identical on all of them (and equal to a single process's).
         v_s, v_t, indices = (gathered(t.detach()) for t in (v_s, v_t, indices))
         for memory, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
-            moved = memory[indices] * m + v.detach() * (1 - m)
+            moved = memory[indices] * m + v * (1 - m)
             memory.index_copy_(0, indices, moved / moved.pow(2).sum(1, keepdim=True).sqrt())
 
     def forward(self, inputs: LossInputs) -> dict[str, Tensor]:
