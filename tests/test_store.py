@@ -208,7 +208,7 @@ def test_rows_tolerate_broken_folders_and_flag_dead_running_runs(tmp_path):
 
 
 def test_a_run_without_a_readable_summary_is_listed_broken_from_its_metrics(tmp_path):
-    missing = make_run(tmp_path, "20261128-101500-missing", epochs=3)
+    make_run(tmp_path, "20261128-101500-missing", epochs=3)
     bad = make_run(tmp_path, "20261128-101501-bad", epochs=3)
     bad.summary_path.write_text("{not json")
     make_run(tmp_path, "20261128-101502-new")            # config only: a run starting now

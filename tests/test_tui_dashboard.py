@@ -18,7 +18,9 @@ import yaml
 
 from kdtui.store import RunDir
 from kdtui.tui.app import KdtuiApp
+from kdtui.tui.process import Launch
 from kdtui.tui.screens.dashboard import DashboardScreen
+from kdtui.tui.screens.confirm import ConfirmScreen
 from kdtui.tui.screens.quit import QuitScreen
 from kdtui.tui.screens.stop import StopScreen
 from kdtui.tui.widgets.series_plot import SeriesPlot
@@ -365,6 +367,8 @@ class FakeLaunch:
     def announced(self):
         return [(self.run, "student")] if self.run else []
 
+    latest_run_id = Launch.latest_run_id
+
     def output_tail(self) -> str:
         return ""
 
@@ -573,8 +577,11 @@ def test_text_typed_at_the_delete_question_deletes_nothing(tmp_path):
 
     async def scenario(pilot):
         await pilot.pause(0.5)
-        await pilot.press(*"kdtui watch quickstart", "enter")
+        await pilot.press("k", "d")                       # "d" of "kdtui" asks to delete the run
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(*"tui watch quickstart", "enter")
         await pilot.pause(0.5)
+        assert not isinstance(app.screen, ConfirmScreen)  # dismissed by the typing, not a yes
         assert (tmp_path / RUN_ID).is_dir()
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, 5, "q to quit the runs viewer")
