@@ -73,12 +73,6 @@ def _config_text(value: object) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def _mean_std(group) -> str:
-    if group.mean is None:
-        return "-"
-    return f"{group.mean:.2f} ± {group.std:.2f}" if group.std is not None else f"{group.mean:.2f}"
-
-
 @runs_app.command("ls")
 def runs_ls(
     runs_dir: Optional[Path] = RunsDirOption,
@@ -120,6 +114,7 @@ def runs_ls(
         config_keys = list(dict.fromkeys(resolve_key(key, keys) for key in wanted))
     groups = None
     if group_seeds:
+        from kdtui.study.formats import mean_pm
         from kdtui.study.table import group_by_seed
 
         with user_errors():
@@ -154,7 +149,7 @@ def runs_ls(
         return
     shown = dict(LS_COLUMNS)
     if groups is not None:
-        shown["best"] = ("best % (mean ± std)", lambda r: _mean_std(groups[r.id]), None)
+        shown["best"] = ("best % (mean ± std)", lambda r: mean_pm(groups[r.id]), None)
         shown["final"] = ("final % (mean)", shown["final"][1], None)
         shown["n"] = ("n", lambda r: str(groups[r.id].n), None)
     for name in config_keys:

@@ -73,6 +73,12 @@ class RunRow:
     def config_read(self) -> bool:
         return self._config is not None
 
+    def take_config_of(self, earlier: "RunRow") -> None:
+        """Keep what an earlier listing of the same run read of its config.yaml (written
+        once, when the run is created), so a refresh does not parse it again."""
+        if self._config is None and earlier.id == self.id:
+            self._config = earlier._config
+
     def config(self) -> dict[str, Any]:
         """The run's config.yaml flattened ('train.lr': 0.05); {} when missing or unreadable.
         Read once, on first use: call it in a worker for many runs."""

@@ -173,7 +173,7 @@ class KdtuiApp(App[None], inherit_bindings=False):
             return
         if isinstance(self.screen, QuitScreen):
             return
-        run_ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
+        run_ids = [run_id for launch in live if (run_id := launch.latest_run_id()) is not None]
         self.push_screen(QuitScreen(run_ids, count=len(live)), lambda choice: self.quit_choice(choice, live))
 
     def quit_choice(self, choice: str | None, live: list[Launch]) -> None:
@@ -190,7 +190,7 @@ class KdtuiApp(App[None], inherit_bindings=False):
         if any(launch.command == "sweep" for launch in live):
             return ("The study keeps running in the background (kdtui sweep). Follow it with: kdtui, "
                     "then s (studies), or kdtui table --study ID.")
-        ids = [launch.announced()[-1][0].name for launch in live if launch.announced()]
+        ids = [run_id for launch in live if (run_id := launch.latest_run_id()) is not None]
         if not ids:
             return "The run keeps starting in the background; `kdtui runs` will list it."
         if len(ids) == 1:

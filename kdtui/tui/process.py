@@ -79,6 +79,11 @@ class Launch:
         the role is "teacher" (trained first for teacher 'auto'), "student" or "resume"."""
         return read_announcements(self.announce_path)
 
+    def latest_run_id(self) -> str | None:
+        """The id of the run the child announced last (the one it trains now), if any yet."""
+        runs = self.announced()
+        return runs[-1][0].name if runs else None
+
     @property
     def returncode(self) -> int | None:
         return self.process.poll()

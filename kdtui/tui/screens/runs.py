@@ -315,10 +315,7 @@ class RunsScreen(Screen):
         self.load_rows()  # what is left, as it is now (a failed delete may have removed a part)
 
     def action_export(self) -> None:
-        rows = self.table.marked_rows()
-        if not rows:
-            highlighted = self.table.highlighted()
-            rows = [highlighted] if highlighted is not None else []
+        rows = self.selected_rows()
         if not rows:
             self.notify("No run to export.", severity="warning")
             return

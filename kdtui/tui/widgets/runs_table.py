@@ -32,6 +32,7 @@ from kdtui.console import format_duration
 from kdtui.errors import KdtuiError
 from kdtui.store import RunDir, RunRow
 from kdtui.store.query import RunQuery, known_keys, parse_query, resolve_key
+from kdtui.study.formats import mean_pm
 from kdtui.study.table import SeedGroup, group_by_seed
 from kdtui.tui.messages import OpenRun
 
@@ -81,9 +82,7 @@ def format_accuracy(value: float | None) -> str:
 def format_group(group: SeedGroup) -> str:
     """'72.00 ± 2.00 n=3' (sample std), or the one value of a group of one. The count is
     here, not after the name: long names are cut, and it would go with them."""
-    if group.mean is None:
-        return "-"
-    return f"{group.mean:.2f} ± {group.std:.2f} n={group.n}" if group.std is not None else f"{group.mean:.2f}"
+    return mean_pm(group) + (f" n={group.n}" if group.std is not None else "")
 
 
 def format_config(value: object) -> str:
@@ -126,16 +125,6 @@ class RunsTable(DataTable):
         self._fitted_width = 0
 
     # --- config values: filter terms, columns, seed groups ------------------------------------
-
-    @property
-    def needs_configs(self) -> bool:
-        return bool(self.config_columns or self.group_seeds or self.parsed_filter().needs_config)
-
-    def parsed_filter(self) -> RunQuery:
-        try:
-            return parse_query(self.filter_text)
-        except KdtuiError:
-            return RunQuery()
 
     @work(thread=True, exclusive=True, group="runs-configs", exit_on_error=False)
     def read_configs(self, rows: list[RunRow]) -> None:
@@ -180,7 +169,8 @@ class RunsTable(DataTable):
         except KdtuiError as exc:
             query, self.filter_error = RunQuery(), str(exc)
         configs_ready = all(row.config_read for row in self.run_rows)
-        if self.needs_configs and not configs_ready:
+        needs_configs = bool(self.config_columns or self.group_seeds or query.needs_config)
+        if needs_configs and not configs_ready:
             if self._configs_for is not self.run_rows:
                 self._configs_for = self.run_rows
                 self.read_configs(self.run_rows)
@@ -206,6 +196,10 @@ class RunsTable(DataTable):
     def set_rows(self, rows: list[RunRow]) -> bool:
         """Show these rows (marks of runs gone are dropped); False if nothing changed."""
         changed = self.reading or rows != self.run_rows
+        earlier = {row.id: row for row in self.run_rows}
+        for row in rows:
+            if row.id in earlier:
+                row.take_config_of(earlier[row.id])
         self.run_rows = rows
         self.reading = False
         if not changed:
