@@ -216,22 +216,21 @@ def dataloader_batches(cfg: DataOptions, seed: int, train: list[tuple[Path, int]
     train_tf, test_tf = _transforms(size, mean, std, cfg.augment, padding)
     train_set, test_set = ImageFiles(train, train_tf), ImageFiles(test, test_tf)
 
-    def loader(dataset, batch_size: int, shuffle: bool, epoch: int, device: torch.device, drop_last: bool):
-        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    def loader(dataset, device: torch.device, generator_seed: int, **batching):
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last and len(dataset) > batch_size,
-            num_workers=cfg.num_workers, generator=generator, pin_memory=device.type == "cuda",
-            persistent_workers=False, worker_init_fn=_worker_init if cfg.num_workers else None)
+            dataset, **batching, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(generator_seed), persistent_workers=False,
+            worker_init_fn=_worker_init if cfg.num_workers else None)
 
     def train_batches(batch_size: int, epoch: int, device: torch.device,
                       with_indices: bool = False, shard: Shard = Shard()) -> Iterator[tuple[Tensor, ...]]:
-        batches = loader(train_set, batch_size, True, epoch, device, True)
+        epoch_seed = seed * 100_003 + epoch
         if shard.world > 1:  # this rank's share of each global batch (kdtui.data.shard)
-            batches = torch.utils.data.DataLoader(
-                train_set, batch_sampler=ShardedBatches(len(train_set), batch_size, seed * 100_003 + epoch, shard),
-                num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                worker_init_fn=_worker_init if cfg.num_workers else None,
-                generator=torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_009 + shard.rank))
+            batches = loader(train_set, device, epoch_seed * 1_009 + shard.rank,
+                             batch_sampler=ShardedBatches(len(train_set), batch_size, epoch_seed, shard))
+        else:
+            batches = loader(train_set, device, epoch_seed, batch_size=batch_size, shuffle=True,
+                             drop_last=len(train_set) > batch_size)
         for images, labels, indices in batches:
             batch = (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                      labels.to(device, non_blocking=True))
@@ -241,7 +240,7 @@ def dataloader_batches(cfg: DataOptions, seed: int, train: list[tuple[Path, int]
                      shard: Shard = Shard()) -> Iterator[tuple[Tensor, Tensor]]:
         shown = test_set if shard.world == 1 else torch.utils.data.Subset(
             test_set, shard.test_indices(len(test_set)))
-        for images, labels, _ in loader(shown, batch_size, False, 0, device, False):
+        for images, labels, _ in loader(shown, device, seed * 100_003, batch_size=batch_size, shuffle=False):
             yield (images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                    labels.to(device, non_blocking=True))
 
