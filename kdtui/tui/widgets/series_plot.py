@@ -134,10 +134,10 @@ class SeriesPlot(PlotextPlot):
 
     def readout(self) -> Readout | None:
         """What the cursor reads now (None without a cursor or data)."""
-        window = x_window(self.spec.series, self.zoom)
-        if self.cursor is None or window is None:
+        if self.cursor is None:
             return None
-        return readout_at(self.spec.series, window, self.cursor)
+        window = x_window(self.spec.series, self.zoom)
+        return readout_at(self.spec.series, window, self.cursor) if window is not None else None
 
     def show(self, series: list[Series], **kwargs) -> None:
         spec = PlotSpec(series=series, **kwargs)
@@ -169,7 +169,8 @@ class SeriesPlot(PlotextPlot):
         series_list = spec.series
         drawn_x: list[float] = []
         drawn_y: list[float] = []
-        window = x_window(series_list, self.zoom)
+        # The x-range scan only when zoomed or reading a cursor: the usual redraw skips it.
+        window = x_window(series_list, self.zoom) if self.zoom < 1 or self.cursor is not None else None
         for series in series_list:
             xs, ys = finite_points(series.xs, series.ys)
             if window is not None and self.zoom < 1:
@@ -195,7 +196,8 @@ class SeriesPlot(PlotextPlot):
                 plt.hline(y, colour)
                 drawn_y.append(y)
         title = spec.title
-        readout = self.readout() if drawn else None
+        readout = (readout_at(series_list, window, self.cursor)
+                   if drawn and self.cursor is not None and window is not None else None)
         if readout is not None:   # the values are in the border legend, or here
             plt.vline(readout.x, CURSOR_COLOUR)
             where = (f"{spec.xlabel or 'x'} {readout.x:g}" if spec.legend == "border"
