@@ -105,6 +105,14 @@ class RunFollower:
         return update
 
 
+def highest(xs: list[int], ys: list[float]) -> tuple[int, float] | None:
+    """(x, y) of the highest y, the first of equals; None for no points."""
+    if not ys:
+        return None
+    best = max(range(len(ys)), key=ys.__getitem__)
+    return xs[best], ys[best]
+
+
 @dataclass
 class RunHistory:
     """Series of one run for the plots, built from its records."""
@@ -200,10 +208,15 @@ class RunHistory:
             rows.append((f"loss {term}", latest, min(finite) if finite else None))
         return rows
 
+    def best_test(self) -> tuple[int, float] | None:
+        """(epoch, accuracy) of the highest test accuracy (the first of equals); None before
+        the first epoch ends."""
+        return highest(*self.epoch_series("test_acc"))
+
     def best_epoch(self) -> int | None:
         """The epoch of the highest test accuracy (the first of equals)."""
-        xs, ys = self.epoch_series("test_acc")
-        return xs[max(range(len(ys)), key=ys.__getitem__)] if ys else None
+        best = self.best_test()
+        return best[0] if best is not None else None
 
 
 @dataclass
@@ -248,9 +261,10 @@ def run_progress(summary: Summary | None, history: RunHistory, *, run_id: str = 
                     world_size=summary.world_size or 1, epochs=epochs,
                     phase=phase, problem=problem, teacher_acc=summary.teacher_test_acc)
     xs, ys = history.epoch_series("test_acc")
-    if ys:
-        best = max(range(len(ys)), key=ys.__getitem__)
-        p.test_acc, p.best_acc, p.best_epoch = ys[-1], ys[best], xs[best]
+    best = highest(xs, ys)
+    if best is not None:
+        p.best_epoch, p.best_acc = best
+        p.test_acc = ys[-1]
     next_epoch = min(done + 1, epochs) if isinstance(epochs, int) else done + 1
     if status == "running" and last is not None:
         p.system = SystemSample.from_record(last)

@@ -20,10 +20,9 @@ class AccuracyPanel(Panel, SeriesPlot):
         if teacher is not None:   # in the legend only (drawn as the line above)
             series.append(Series("teacher", [], [], color=TEACHER_COLOUR))
         points = []
-        xs, ys = history.epoch_series("test_acc")
-        if ys:
-            best = max(range(len(ys)), key=ys.__getitem__)
-            points.append(Series(f"best @{xs[best]}", [xs[best]], [ys[best]], marker="@",
-                                 color=palette_colour(3)))
+        best = history.best_test()
+        if best is not None:
+            epoch, accuracy = best
+            points.append(Series(f"best @{epoch}", [epoch], [accuracy], marker="@", color=palette_colour(3)))
         self.show(series, xlabel="epoch", integer_x=True, hlines=hlines, points=points, legend="border",
                   empty_text="the first test accuracy comes at the end of epoch 1")
