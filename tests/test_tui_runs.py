@@ -627,6 +627,10 @@ def test_tag_note_and_rename_from_the_viewer(tmp_path):
     root = write_store(tmp_path / "runs")
     app = KdtuiApp(root, start="runs")
 
+    def listed_tags(run_id: str) -> tuple[str, ...]:
+        """The tags of the run as the table has it listed now."""
+        return next(row.tags for row in app.screen.table.run_rows if row.id == run_id)
+
     async def scenario(pilot):
         screen = app.screen
         cursor_to(screen, STOPPED)
@@ -634,10 +638,11 @@ def test_tag_note_and_rename_from_the_viewer(tmp_path):
         await pilot.press("t")
         assert isinstance(app.screen, PromptScreen)
         await pilot.press(*"baseline wrn16", "enter")
-        await settle(pilot)
-        assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16"]
+        # Each change is saved in a worker, then the list is read again: wait for the table.
+        await until(pilot, lambda: listed_tags(STOPPED) == ("baseline", "wrn16"))
         cells = [str(cell) for cell in screen.table.get_row(STOPPED)]
         assert cells[6].startswith("#base"), cells[6:]   # a tags column, after the method
+        assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16"]
         # Several marked runs: the tags they share are edited, each run keeps its others.
         cursor_to(screen, FINISHED)
         await pilot.press("space")
@@ -646,13 +651,13 @@ def test_tag_note_and_rename_from_the_viewer(tmp_path):
         await pilot.press("t")
         assert app.screen.query_one("#prompt-input").value == ""   # no tag common to both
         await pilot.press(*"paper", "enter")
-        await settle(pilot)
+        await until(pilot, lambda: "paper" in listed_tags(STOPPED) and "paper" in listed_tags(FINISHED))
         cursor_to(screen, STOPPED)
         await pilot.press("t", *" more", "enter")   # the prompt edits the tags shown: typing appends
-        await settle(pilot)
+        await until(pilot, lambda: "more" in listed_tags(STOPPED))
         assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16", "paper", "more"]
         await pilot.press("t", "backspace", "backspace", "backspace", "backspace", "backspace", "enter")
-        await settle(pilot)
+        await until(pilot, lambda: "more" not in listed_tags(STOPPED))
         assert RunDir(root / STOPPED).labels().tags == ["baseline", "wrn16", "paper"]
         assert RunDir(root / FINISHED).labels().tags == ["paper"]
         await pilot.press("space")   # unmark the last one; the first stays marked
@@ -661,12 +666,11 @@ def test_tag_note_and_rename_from_the_viewer(tmp_path):
         cursor_to(screen, STOPPED)
         await settle(pilot)
         await pilot.press("n", *"too high an lr", "enter")
-        await settle(pilot)
-        assert "too high an lr" in str(screen.query_one("#runs-summary").render())
+        # saved in a worker, then the list and the detail are read again in workers of their own
+        await until(pilot, lambda: "too high an lr" in str(screen.query_one("#runs-summary").render()))
         await pilot.press("N", "ctrl+a", "ctrl+k", *"amd_best", "enter")
-        await settle(pilot)
+        await until(pilot, lambda: str(screen.table.get_row(STOPPED)[1]).startswith("amd_best"))
         assert (root / STOPPED).is_dir() and RunDir(root / STOPPED).labels().name == "amd_best"
-        assert str(screen.table.get_row(STOPPED)[1]).startswith("amd_best")
         await pilot.press("N", "ctrl+a", "ctrl+k", *"../x", "enter")   # refused, said so
         await settle(pilot)
         assert RunDir(root / STOPPED).labels().name == "amd_best"
